@@ -1,0 +1,85 @@
+// Package pipeline is the domain leaf of prunner: pipeline definitions (loading, validation, DAG
+// order), job and task records, their persisted status tokens and the sentinel errors shared by
+// the runner, the store backends and the API. It imports nothing of ours.
+package pipeline
+
+import (
+	"time"
+)
+
+// QueueStrategy says what happens to a schedule request when the pipeline has no free slot.
+type QueueStrategy string
+
+// Queue strategies as written in pipelines.yml (persisted inside definition snapshots: never rename).
+const (
+	QueueAppend             QueueStrategy = "append"
+	QueueReplace            QueueStrategy = "replace"
+	QueuePartitionedReplace QueueStrategy = "partitioned_replace"
+)
+
+// OnErrorTaskName is the name under which a pipeline's on_error handler appears in a job's tasks.
+const OnErrorTaskName = "on_error"
+
+// Definition is one pipeline as declared in a pipelines.yml file, after validation.
+//
+// A Definition is immutable once loaded: jobs keep a snapshot of the definition they were
+// scheduled with (it is stored as JSON with the job), so reloads never change queued or running
+// jobs.
+type Definition struct {
+	Name string `json:"name"`
+	// SourceFile is the file the pipeline was declared in (for messages).
+	SourceFile string `json:"sourceFile,omitempty"`
+
+	Concurrency int `json:"concurrency"`
+	// QueueLimit is nil when the wait list is unbounded; 0 means no wait list at all.
+	QueueLimit          *int          `json:"queueLimit,omitempty"`
+	QueueStrategy       QueueStrategy `json:"queueStrategy"`
+	QueuePartitionLimit int           `json:"queuePartitionLimit,omitempty"`
+	StartDelay          time.Duration `json:"startDelay,omitempty"`
+
+	ContinueRunningTasksAfterFailure bool `json:"continueRunningTasksAfterFailure,omitempty"`
+
+	RetentionPeriod time.Duration `json:"retentionPeriod,omitempty"`
+	RetentionCount  int           `json:"retentionCount,omitempty"`
+
+	Env map[string]string `json:"env,omitempty"`
+	// Tasks by name.
+	Tasks map[string]TaskDefinition `json:"tasks"`
+	// OnError is nil when the pipeline has no on_error handler.
+	OnError *TaskDefinition `json:"onError,omitempty"`
+}
+
+// TaskDefinition is one task of a pipeline (or its on_error handler).
+type TaskDefinition struct {
+	Name         string            `json:"name"`
+	Script       []string          `json:"script"`
+	DependsOn    []string          `json:"dependsOn,omitempty"`
+	AllowFailure bool              `json:"allowFailure,omitempty"`
+	Env          map[string]string `json:"env,omitempty"`
+}
+
+// Set is the loaded collection of pipeline definitions, keyed by name.
+type Set struct {
+	Pipelines map[string]*Definition
+}
+
+// Get returns the definition called name, or nil.
+func (s *Set) Get(name string) *Definition {
+	if s == nil {
+		return nil
+	}
+	return s.Pipelines[name]
+}
+
+// Names returns the pipeline names in sorted order.
+func (s *Set) Names() []string {
+	if s == nil {
+		return nil
+	}
+	names := make([]string, 0, len(s.Pipelines))
+	for n := range s.Pipelines {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	return names
+}

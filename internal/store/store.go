@@ -1,0 +1,143 @@
+// Package store declares the persistence contract of prunner: the Store interface that every
+// backend (the embedded SQLite default, PostgreSQL for several nodes) implements with the same
+// semantics, and the parameter structs of its methods. The conformance suite in storetest checks
+// those semantics against each backend.
+//
+// Admission and claiming are store transactions: a backend serialises them per pipeline (SQLite:
+// its single writer; PostgreSQL: a row lock per pipeline) and applies the pure rules of
+// pipeline.Definition.Admit and pipeline.Claimable inside the transaction. In-memory structures of
+// the runner are only caches and wake-up signals.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// Store is the persistence contract. Every method is safe for concurrent use. A job returned by
+// the store is a copy that the caller may modify.
+type Store interface {
+	// Admit stores a new job (with its tasks, all waiting) in one transaction that also decides,
+	// with p.Definition.Admit on the pipeline's current state, whether it starts at once (stored
+	// running, Start set to p.Now), waits (stored queued) or is rejected (the error of Admit,
+	// nothing stored). Waiting jobs named by the decision's Replace end as replaced (End = p.Now,
+	// ReplacedBy = the new job's ID). The job is durable when Admit returns.
+	Admit(ctx context.Context, p AdmitParams) (AdmitResult, error)
+
+	// Claim starts, in one transaction, the queued jobs of a pipeline that pipeline.Claimable
+	// allows (status running, Start = now) and returns them in wait-list order, with the earliest
+	// future start delay of the jobs left waiting (zero when none).
+	Claim(ctx context.Context, p ClaimParams) (ClaimResult, error)
+
+	// UpdateTask writes one task record of a running job (insert when the job has no task of that
+	// name yet, which is how the on_error task is added at the end). It also sets the job's
+	// Errored flag when the task errored.
+	UpdateTask(ctx context.Context, jobID string, task pipeline.Task) error
+
+	// FinishJob ends a running job: status (a final one), End, LastError and, for every task
+	// that is not final yet, the status given in p.PendingTasks (running tasks become
+	// p.RunningTasks). Returns pipeline.ErrJobNotFound, or pipeline.ErrJobFinished when the
+	// job is already final.
+	FinishJob(ctx context.Context, p FinishParams) error
+
+	// CancelQueued cancels a queued job (status canceled, End = now, its tasks skipped), which
+	// frees its wait-list place. Returns the job's status before the call; only when that was
+	// queued did the call change anything. pipeline.ErrJobNotFound when there is no such job.
+	CancelQueued(ctx context.Context, jobID string, now time.Time) (pipeline.JobStatus, error)
+
+	// Job returns one job with its tasks, or pipeline.ErrJobNotFound.
+	Job(ctx context.Context, jobID string) (*pipeline.Job, error)
+
+	// Jobs lists jobs with their tasks, newest first (by creation order).
+	Jobs(ctx context.Context, q JobQuery) ([]*pipeline.Job, error)
+
+	// PipelineStates returns, per pipeline name that has running or queued jobs, the admission
+	// state (running count and wait list in order).
+	PipelineStates(ctx context.Context) (map[string]pipeline.AdmissionState, error)
+
+	// QueuedPipelines returns the names of pipelines that have queued jobs (for start-up).
+	QueuedPipelines(ctx context.Context) ([]string, error)
+
+	// RecoverRunning ends every job still marked running (the server that ran it stopped without
+	// finishing it) as failed with LastError = reason and End = now; its running tasks become
+	// error with that reason and its waiting tasks skipped. Returns the IDs of those jobs.
+	RecoverRunning(ctx context.Context, reason string, now time.Time) ([]string, error)
+
+	// DeleteFinished applies retention for one pipeline: it deletes the finished jobs (and their
+	// tasks) that ended before p.EndedBefore (when not zero) and those beyond the p.KeepNewest
+	// newest finished jobs (when > 0). Running and queued jobs are never deleted. Returns the
+	// IDs of the deleted jobs.
+	DeleteFinished(ctx context.Context, p RetentionParams) ([]string, error)
+
+	// Close releases the store. It is idempotent.
+	Close() error
+}
+
+// AdmitParams are the inputs of Store.Admit.
+type AdmitParams struct {
+	// Job is the new job: ID, Pipeline, Variables, User, QueuePartition, Created, StartAfter,
+	// Definition and Tasks are stored as given; Status, Start are set by the decision.
+	Job *pipeline.Job
+	// Definition is the pipeline definition whose admission rules apply (the current one).
+	Definition *pipeline.Definition
+	Now        time.Time
+}
+
+// AdmitResult is what Store.Admit decided.
+type AdmitResult struct {
+	// Started is true when the job was stored as running: the caller must run it.
+	Started bool
+	// Replaced lists the IDs of waiting jobs that ended as replaced.
+	Replaced []string
+}
+
+// ClaimParams are the inputs of Store.Claim.
+type ClaimParams struct {
+	Pipeline    string
+	Concurrency int
+	Now         time.Time
+}
+
+// ClaimResult is what Store.Claim started.
+type ClaimResult struct {
+	// Started jobs, with their tasks, in wait-list order.
+	Started []*pipeline.Job
+	// NextStart is the earliest StartAfter in the future among the jobs left waiting (zero when
+	// none).
+	NextStart time.Time
+}
+
+// FinishParams are the inputs of Store.FinishJob.
+type FinishParams struct {
+	JobID     string
+	Status    pipeline.JobStatus
+	End       time.Time
+	LastError string
+	// PendingTasks is the status given to tasks that are still waiting (normally skipped).
+	PendingTasks pipeline.TaskStatus
+	// RunningTasks is the status given to tasks still marked running (normally canceled).
+	RunningTasks pipeline.TaskStatus
+}
+
+// JobQuery selects jobs for Store.Jobs. The zero value lists every job.
+type JobQuery struct {
+	// Pipeline limits the list to one pipeline when not empty.
+	Pipeline string
+	// Statuses limits the list to these statuses when not empty.
+	Statuses []pipeline.JobStatus
+	// Limit is the maximum number of jobs (0 = no limit).
+	Limit int
+	// Before, when not empty, is a job ID: only jobs created before it are listed (a cursor).
+	Before string
+	// WithoutTasks skips loading tasks (faster for counts and pages that do not show them).
+	WithoutTasks bool
+}
+
+// RetentionParams are the inputs of Store.DeleteFinished.
+type RetentionParams struct {
+	Pipeline    string
+	EndedBefore time.Time
+	KeepNewest  int
+}
