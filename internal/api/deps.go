@@ -25,7 +25,7 @@ type Runner interface {
 	Pipelines(ctx context.Context) ([]PipelineInfo, error)
 	// OpenLog opens one output stream of a task of a job for reading from the start. A task
 	// that has not written anything yet yields an empty reader. The caller closes it.
-	OpenLog(ctx context.Context, jobID, task string, stream LogStream) (io.ReadCloser, error)
+	OpenLog(ctx context.Context, jobID, task string, stream pipeline.LogStream) (io.ReadCloser, error)
 }
 
 // ScheduleRequest is a request to start a job.
@@ -44,12 +44,3 @@ type PipelineInfo struct {
 	Running     bool
 	Schedulable bool
 }
-
-// LogStream names one output stream of a task.
-type LogStream string
-
-// The streams of a task's output (also used in log file names: never rename).
-const (
-	Stdout LogStream = "stdout"
-	Stderr LogStream = "stderr"
-)

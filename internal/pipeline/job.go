@@ -129,3 +129,12 @@ func NewJobTasks(d *Definition) []Task {
 	}
 	return tasks
 }
+
+// LogStream names one output stream of a task.
+type LogStream string
+
+// The output streams of a task (also part of log file names: never rename).
+const (
+	Stdout LogStream = "stdout"
+	Stderr LogStream = "stderr"
+)
