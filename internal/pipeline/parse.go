@@ -1,0 +1,753 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Parse reads the definition file called file (the name is used in problems and as SourceFile)
+// from data and validates its pipelines on their own; checks across files (the same pipeline name
+// in two files) are Load's. When errs is not empty, defs is nil.
+func Parse(file string, data []byte) (defs map[string]*Definition, warnings, errs []Problem) {
+	p := parse(file, data)
+	warnings, errs = sortProblems(p.warnings), sortProblems(p.errors)
+	if len(errs) > 0 {
+		return nil, warnings, errs
+	}
+	defs = make(map[string]*Definition, len(p.pipelines))
+	for _, pp := range p.pipelines {
+		defs[pp.def.Name] = pp.def
+	}
+	return defs, warnings, nil
+}
+
+// Keys known at each level of a definition file, for unknown-key warnings and their suggestions.
+var (
+	topLevelKeys = []string{"pipelines"}
+	pipelineKeys = []string{
+		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay",
+		"continue_running_tasks_after_failure", "retention_period", "retention_count", "env", "tasks", "on_error",
+	}
+	taskKeys    = []string{"script", "depends_on", "allow_failure", "env"}
+	onErrorKeys = []string{"script", "env"}
+)
+
+// maxAliasNodes bounds how many nodes YAML aliases may add to a document when they are expanded.
+// Decoding into yaml.Node does not expand aliases, so yaml.v3's own alias-bomb guard does not
+// apply; without this bound, a few lines of nested aliases ("billion laughs") would make the
+// reader below visit billions of nodes. Real files that reuse settings through anchors stay far
+// below it.
+const maxAliasNodes = 1_000_000
+
+// fileParser turns one definition file into pipelines, collecting problems instead of stopping at
+// the first one.
+type fileParser struct {
+	file      string
+	warnings  []Problem
+	errors    []Problem
+	pipelines []*parsedPipeline
+}
+
+// parsedPipeline is a definition together with where its parts were written, for validation
+// messages.
+type parsedPipeline struct {
+	def *Definition
+	// line is the line of the pipeline's name.
+	line int
+	// keys maps each pipeline-level setting that was given (not null) to its line.
+	keys map[string]int
+	// invalid holds the settings whose value had the wrong type (already reported).
+	invalid map[string]bool
+	// taskOrder is the tasks' names in the order they were written.
+	taskOrder []string
+	// taskLines maps each task to the line of its name, dependsOnLines to the line of its depends_on.
+	taskLines      map[string]int
+	dependsOnLines map[string]int
+}
+
+func (p *fileParser) errorf(n *yaml.Node, format string, args ...any) {
+	p.errorAt(lineOf(n), format, args...)
+}
+
+func (p *fileParser) errorAt(line int, format string, args ...any) {
+	p.errors = append(p.errors, Problem{File: p.file, Line: line, Message: fmt.Sprintf(format, args...)})
+}
+
+func (p *fileParser) warnf(n *yaml.Node, format string, args ...any) {
+	p.warnAt(lineOf(n), format, args...)
+}
+
+func (p *fileParser) warnAt(line int, format string, args ...any) {
+	p.warnings = append(p.warnings, Problem{File: p.file, Line: line, Message: fmt.Sprintf(format, args...)})
+}
+
+func lineOf(n *yaml.Node) int {
+	if n == nil {
+		return 0
+	}
+	return n.Line
+}
+
+// parse reads and validates one file. It never panics, whatever data holds.
+func parse(file string, data []byte) *fileParser {
+	p := &fileParser{file: file}
+	if len(data) > MaxFileSize {
+		p.errorAt(0, "%v", errTooLarge)
+		return p
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := decode(dec, &doc); err != nil {
+		if !errors.Is(err, io.EOF) { // io.EOF: empty, or only comments
+			p.yamlError(err)
+		}
+		return p
+	}
+	var next yaml.Node
+	if err := decode(dec, &next); err == nil {
+		p.warnf(&next, "only the first YAML document of the file is read; the documents after it are ignored")
+	} else if !errors.Is(err, io.EOF) {
+		line, msg := splitYAMLError(err)
+		p.warnAt(line, "only the first YAML document of the file is read; what follows it is ignored (invalid YAML: %s)", msg)
+	}
+	if line, err := checkAliases(&doc); err != nil {
+		p.errorAt(line, "%v", err)
+		return p
+	}
+	if len(doc.Content) == 0 {
+		return p
+	}
+	root := resolve(doc.Content[0])
+	if isNull(root) {
+		return p
+	}
+	if root.Kind != yaml.MappingNode {
+		p.errorf(root, "the file must be a mapping with a \"pipelines\" key, got %s", describe(root))
+		return p
+	}
+	found := false
+	for _, e := range p.entries(root, "the top level") {
+		if e.name != "pipelines" {
+			p.unknownKey(e, "unknown top-level key %q", topLevelKeys)
+			continue
+		}
+		found = true
+		p.parsePipelines(e.value)
+	}
+	if !found {
+		p.warnf(root, "the file has no \"pipelines\" key: it defines no pipelines")
+	}
+	return p
+}
+
+// decode runs the YAML parser, turning a panic inside it into an error: a broken file must not
+// take the server down (for example on a reload).
+func decode(dec *yaml.Decoder, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: parser failed: %v", r)
+		}
+	}()
+	return dec.Decode(n)
+}
+
+var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// splitYAMLError takes the line out of a yaml.v3 error ("yaml: line 3: …").
+func splitYAMLError(err error) (int, string) {
+	msg := err.Error()
+	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
+		if line, err := strconv.Atoi(m[1]); err == nil {
+			return line, m[2]
+		}
+	}
+	return 0, strings.TrimPrefix(msg, "yaml: ")
+}
+
+func (p *fileParser) yamlError(err error) {
+	line, msg := splitYAMLError(err)
+	p.errorAt(line, "invalid YAML: %s", msg)
+}
+
+// checkAliases refuses documents whose aliases refer to a node that contains them (which yaml.v3
+// accepts into a yaml.Node, and which would make any reader loop) or expand to more than
+// maxAliasNodes extra nodes. It is linear in the size of the document: an alias can only refer to
+// an anchor written before it, so in document order the size of every anchored node is known
+// before any alias to it is reached.
+//
+// It returns the line to report with the error (0 when there is none).
+func checkAliases(doc *yaml.Node) (int, error) {
+	c := &aliasCounter{size: make(map[*yaml.Node]int), active: make(map[*yaml.Node]bool)}
+	expanded, err := c.count(doc)
+	if err != nil {
+		return c.cycleLine, err
+	}
+	if expanded-c.plain > maxAliasNodes {
+		return 0, fmt.Errorf("YAML aliases expand to more than %d nodes; is this an alias bomb (\"billion laughs\")?", maxAliasNodes)
+	}
+	return 0, nil
+}
+
+type aliasCounter struct {
+	// size is the expanded size of the anchored nodes seen so far.
+	size map[*yaml.Node]int
+	// active holds the anchored nodes being counted (the ancestors of the current node).
+	active map[*yaml.Node]bool
+	// plain counts the nodes as written, aliases as one node each.
+	plain int
+	// cycleLine is the line of the alias that refers to a node containing it.
+	cycleLine int
+}
+
+// count returns the number of nodes below and including n with every alias expanded, saturating
+// a little above the limit so that it cannot overflow.
+func (c *aliasCounter) count(n *yaml.Node) (int, error) {
+	if n == nil {
+		return 0, nil
+	}
+	c.plain++
+	if n.Kind == yaml.AliasNode {
+		target := n.Alias
+		if target == nil {
+			return 1, nil
+		}
+		if c.active[target] {
+			c.cycleLine = n.Line
+			return 0, fmt.Errorf("YAML alias *%s refers to a node that contains it", n.Value)
+		}
+		size, ok := c.size[target]
+		if !ok {
+			// Not reachable for yaml.v3 output (see checkAliases); counted for safety.
+			plain := c.plain
+			var err error
+			if size, err = c.count(target); err != nil {
+				return 0, err
+			}
+			c.plain = plain
+		}
+		return saturate(1 + size), nil
+	}
+	if n.Anchor != "" {
+		c.active[n] = true
+		defer delete(c.active, n)
+	}
+	total := 1
+	for _, child := range n.Content {
+		size, err := c.count(child)
+		if err != nil {
+			return 0, err
+		}
+		total = saturate(total + size)
+	}
+	if n.Anchor != "" {
+		c.size[n] = total
+	}
+	return total, nil
+}
+
+func saturate(n int) int {
+	const limit = 4 * maxAliasNodes
+	if n > limit || n < 0 {
+		return limit
+	}
+	return n
+}
+
+// resolve follows an alias to the node it refers to.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+// describe names what a node is, for "expected …, got …" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if isNull(n) {
+			return "nothing (null)"
+		}
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return strconv.Quote(v)
+	}
+	return "an empty node"
+}
+
+// entry is one key of a mapping with its (alias-resolved) value.
+type entry struct {
+	name  string
+	key   *yaml.Node
+	value *yaml.Node
+}
+
+// entries returns the keys of mapping n in the order written, with YAML merge keys ("<<: *base")
+// expanded: keys written in n win over merged ones, and among merged mappings the first wins.
+// Duplicate keys are errors. what names the mapping in messages ("task \"b\" of pipeline \"x\"").
+func (p *fileParser) entries(n *yaml.Node, what string) []entry {
+	type item struct {
+		entry
+		merge bool
+	}
+	items := make([]item, 0, len(n.Content)/2)
+	explicit := make(map[string]*yaml.Node)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			items = append(items, item{entry: entry{key: k, value: v}, merge: true})
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			p.errorf(k, "keys must be strings in %s, got %s", what, describe(k))
+			continue
+		}
+		name := k.Value
+		if isNull(k) {
+			name = ""
+		}
+		if first, dup := explicit[name]; dup {
+			p.errorf(k, "duplicate key %q in %s (first at line %d)", name, what, first.Line)
+			continue
+		}
+		explicit[name] = k
+		items = append(items, item{entry: entry{name: name, key: k, value: v}})
+	}
+	out := make([]entry, 0, len(items))
+	merged := make(map[string]bool)
+	for _, it := range items {
+		if !it.merge {
+			out = append(out, it.entry)
+			continue
+		}
+		for _, m := range p.mergeSources(it.value, what) {
+			for _, e := range p.entries(m, what) {
+				if _, ok := explicit[e.name]; ok || merged[e.name] {
+					continue
+				}
+				merged[e.name] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func (p *fileParser) mergeSources(v *yaml.Node, what string) []*yaml.Node {
+	switch {
+	case isNull(v):
+		return nil
+	case v.Kind == yaml.MappingNode:
+		return []*yaml.Node{v}
+	case v.Kind == yaml.SequenceNode:
+		var out []*yaml.Node
+		for _, item := range v.Content {
+			item = resolve(item)
+			if item.Kind != yaml.MappingNode {
+				p.errorf(item, "the value of \"<<\" in %s must be a mapping or a list of mappings, got a list holding %s", what, describe(item))
+				continue
+			}
+			out = append(out, item)
+		}
+		return out
+	}
+	p.errorf(v, "the value of \"<<\" in %s must be a mapping or a list of mappings, got %s", what, describe(v))
+	return nil
+}
+
+// unknownKey warns about a key that prunner does not know, suggesting the known key it is probably
+// a typo of.
+func (p *fileParser) unknownKey(e entry, format string, known []string, args ...any) {
+	msg := fmt.Sprintf(format, append([]any{e.name}, args...)...)
+	if s := suggest(e.name, known); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	p.warnAt(lineOf(e.key), "%s", msg)
+}
+
+// suggest returns the known key that name most likely misspells, or "".
+func suggest(name string, known []string) string {
+	norm := strings.NewReplacer("-", "_", " ", "_").Replace(strings.ToLower(name))
+	best, bestDist := "", 3
+	for _, k := range known {
+		if norm == k {
+			return k
+		}
+		if d := editDistance(norm, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes; the keys are ASCII).
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 30
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func (p *fileParser) parsePipelines(n *yaml.Node) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "\"pipelines\" must be a mapping of pipeline names to pipelines, got %s", describe(n))
+		return
+	}
+	for _, e := range p.entries(n, "pipelines") {
+		if e.name == "" {
+			p.errorf(e.key, "pipeline name must not be empty")
+			continue
+		}
+		pp := p.parsePipeline(e)
+		p.pipelines = append(p.pipelines, pp)
+		p.validate(pp)
+	}
+}
+
+func (p *fileParser) parsePipeline(e entry) *parsedPipeline {
+	name := e.name
+	d := &Definition{
+		Name:          name,
+		SourceFile:    p.file,
+		Concurrency:   1,
+		QueueStrategy: QueueAppend,
+		Tasks:         make(map[string]TaskDefinition),
+	}
+	pp := &parsedPipeline{
+		def:            d,
+		line:           lineOf(e.key),
+		keys:           make(map[string]int),
+		invalid:        make(map[string]bool),
+		taskLines:      make(map[string]int),
+		dependsOnLines: make(map[string]int),
+	}
+	where := fmt.Sprintf("pipeline %q", name)
+	n := e.value
+	if isNull(n) {
+		return pp
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s must be a mapping of settings and tasks, got %s", where, describe(n))
+		return pp
+	}
+	for _, s := range p.entries(n, where) {
+		v := s.value
+		known := false
+		for _, k := range pipelineKeys {
+			known = known || k == s.name
+		}
+		if !known {
+			p.unknownKey(s, "unknown key %q in pipeline %q", pipelineKeys, name)
+			continue
+		}
+		if isNull(v) { // A setting without a value is treated as absent.
+			continue
+		}
+		pp.keys[s.name] = lineOf(s.key)
+		ok := true
+		switch s.name {
+		case "concurrency":
+			d.Concurrency, ok = p.intValue(v, where, s.name)
+		case "queue_limit":
+			var limit int
+			if limit, ok = p.intValue(v, where, s.name); ok {
+				d.QueueLimit = &limit
+			}
+		case "queue_strategy":
+			var strategy string
+			if strategy, ok = p.stringValue(v, where, s.name); ok {
+				d.QueueStrategy = QueueStrategy(strategy)
+			}
+		case "queue_partition_limit":
+			d.QueuePartitionLimit, ok = p.intValue(v, where, s.name)
+		case "start_delay":
+			d.StartDelay, ok = p.durationValue(v, where, s.name)
+		case "continue_running_tasks_after_failure":
+			d.ContinueRunningTasksAfterFailure, ok = p.boolValue(v, where, s.name)
+		case "retention_period":
+			d.RetentionPeriod, ok = p.durationValue(v, where, s.name)
+		case "retention_count":
+			d.RetentionCount, ok = p.intValue(v, where, s.name)
+		case "env":
+			d.Env = p.env(v, where, fmt.Sprintf("pipeline %q", name))
+		case "tasks":
+			p.parseTasks(pp, v, where)
+		case "on_error":
+			d.OnError = p.parseOnError(v, name)
+		}
+		if !ok {
+			pp.invalid[s.name] = true
+		}
+	}
+	return pp
+}
+
+func (p *fileParser) parseTasks(pp *parsedPipeline, n *yaml.Node, where string) {
+	if n.Kind != yaml.MappingNode {
+		hint := ""
+		if n.Kind == yaml.SequenceNode {
+			hint = " (write each task's name as a key, not as a list item)"
+		}
+		p.errorf(n, "%s: tasks must be a mapping of task names to tasks, got %s%s", where, describe(n), hint)
+		return
+	}
+	for _, e := range p.entries(n, "tasks of "+where) {
+		switch e.name {
+		case "":
+			p.errorf(e.key, "%s: task name must not be empty", where)
+			continue
+		case OnErrorTaskName:
+			p.errorf(e.key, "%s: task name %q is reserved for the pipeline's error handler (declare on_error next to tasks, not inside it)", where, OnErrorTaskName)
+			continue
+		}
+		t, dependsOnLine := p.parseTask(e, pp.def.Name)
+		pp.def.Tasks[e.name] = t
+		pp.taskOrder = append(pp.taskOrder, e.name)
+		pp.taskLines[e.name] = lineOf(e.key)
+		pp.dependsOnLines[e.name] = dependsOnLine
+	}
+}
+
+// parseTask reads one task. It also returns the line of its depends_on (0 when absent).
+func (p *fileParser) parseTask(e entry, pipelineName string) (TaskDefinition, int) {
+	t := TaskDefinition{Name: e.name}
+	where := fmt.Sprintf("pipeline %q: task %q", pipelineName, e.name)
+	what := fmt.Sprintf("task %q of pipeline %q", e.name, pipelineName)
+	n := e.value
+	if isNull(n) {
+		return t, 0
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s must be a mapping with script, depends_on, allow_failure and env, got %s", where, describe(n))
+		return t, 0
+	}
+	dependsOnLine := 0
+	for _, s := range p.entries(n, what) {
+		switch s.name {
+		case "script":
+			t.Script = p.script(s.value, where)
+		case "depends_on":
+			dependsOnLine = lineOf(s.key)
+			t.DependsOn = p.dependsOn(s.value, where)
+		case "allow_failure":
+			if !isNull(s.value) {
+				t.AllowFailure, _ = p.boolValue(s.value, where, s.name)
+			}
+		case "env":
+			t.Env = p.env(s.value, where, what)
+		default:
+			p.unknownKey(s, "unknown key %q in task %q of pipeline %q", taskKeys, e.name, pipelineName)
+		}
+	}
+	return t, dependsOnLine
+}
+
+func (p *fileParser) parseOnError(n *yaml.Node, pipelineName string) *TaskDefinition {
+	where := fmt.Sprintf("pipeline %q: on_error", pipelineName)
+	what := fmt.Sprintf("on_error of pipeline %q", pipelineName)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s must be a mapping with script and env, got %s", where, describe(n))
+		return nil
+	}
+	t := &TaskDefinition{Name: OnErrorTaskName}
+	for _, s := range p.entries(n, what) {
+		switch s.name {
+		case "script":
+			t.Script = p.script(s.value, where)
+		case "env":
+			t.Env = p.env(s.value, where, what)
+		default:
+			p.unknownKey(s, "unknown key %q in on_error of pipeline %q", onErrorKeys, pipelineName)
+		}
+	}
+	return t
+}
+
+// script reads a list of command lines. A single string is refused, as in the original prunner:
+// it is ambiguous whether it is one line or several.
+func (p *fileParser) script(n *yaml.Node, where string) []string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		hint := ""
+		if n.Kind == yaml.ScalarNode {
+			hint = " (write each command line as a list item: \"- make build\")"
+		}
+		p.errorf(n, "%s: script must be a list of command lines, got %s%s", where, describe(n), hint)
+		return nil
+	}
+	lines := make([]string, 0, len(n.Content))
+	for i, item := range n.Content {
+		item = resolve(item)
+		if item.Kind != yaml.ScalarNode {
+			hint := ""
+			if item.Kind == yaml.MappingNode {
+				hint = " (quote a line that contains \": \", or YAML reads it as a mapping)"
+			}
+			p.errorf(item, "%s: script line %d must be a string, got %s%s", where, i+1, describe(item), hint)
+			continue
+		}
+		lines = append(lines, scalarString(item))
+	}
+	return lines
+}
+
+// dependsOn reads a list of task names, dropping repeats.
+func (p *fileParser) dependsOn(n *yaml.Node, where string) []string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		hint := ""
+		if n.Kind == yaml.ScalarNode {
+			hint = fmt.Sprintf(" (write depends_on: [%s])", n.Value)
+		}
+		p.errorf(n, "%s: depends_on must be a list of task names, got %s%s", where, describe(n), hint)
+		return nil
+	}
+	deps := make([]string, 0, len(n.Content))
+	seen := make(map[string]bool, len(n.Content))
+	for _, item := range n.Content {
+		item = resolve(item)
+		if item.Kind != yaml.ScalarNode || isNull(item) {
+			p.errorf(item, "%s: depends_on must list task names, got %s", where, describe(item))
+			continue
+		}
+		if seen[item.Value] {
+			p.warnf(item, "%s: task %q is listed more than once in depends_on", where, item.Value)
+			continue
+		}
+		seen[item.Value] = true
+		deps = append(deps, item.Value)
+	}
+	return deps
+}
+
+// env reads environment variables. Scalar values of any type keep the form they were written in
+// (PORT: 8080 gives "8080", DEBUG: yes gives "yes"); null gives "".
+func (p *fileParser) env(n *yaml.Node, where, what string) map[string]string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: env must be a mapping of variable names to values, got %s", where, describe(n))
+		return nil
+	}
+	entries := p.entries(n, "env of "+what)
+	if len(entries) == 0 {
+		return nil
+	}
+	env := make(map[string]string, len(entries))
+	for _, e := range entries {
+		if e.name == "" || strings.ContainsAny(e.name, "=\x00") {
+			p.errorf(e.key, "%s: invalid environment variable name %q", where, e.name)
+			continue
+		}
+		if e.value.Kind != yaml.ScalarNode {
+			p.errorf(e.value, "%s: env %s must be a string, got %s", where, e.name, describe(e.value))
+			continue
+		}
+		v := scalarString(e.value)
+		if strings.ContainsRune(v, 0) {
+			p.errorf(e.value, "%s: env %s must not contain a NUL character", where, e.name)
+			continue
+		}
+		env[e.name] = v
+	}
+	return env
+}
+
+// scalarString is the text of a scalar as written, "" for null.
+func scalarString(n *yaml.Node) string {
+	if isNull(n) {
+		return ""
+	}
+	return n.Value
+}
+
+func (p *fileParser) intValue(n *yaml.Node, where, key string) (int, bool) {
+	var v int
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
+		p.errorf(n, "%s: %s must be an integer, got %s", where, key, describe(n))
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *fileParser) boolValue(n *yaml.Node, where, key string) (bool, bool) {
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
+		p.errorf(n, "%s: %s must be true or false, got %s", where, key, describe(n))
+		return false, false
+	}
+	return v, true
+}
+
+func (p *fileParser) stringValue(n *yaml.Node, where, key string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n, "%s: %s must be a string, got %s", where, key, describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// durationValue reads a Go duration ("10s", "1h30m"). A bare 0 is accepted; other bare numbers
+// are refused, since it is unclear which unit was meant.
+func (p *fileParser) durationValue(n *yaml.Node, where, key string) (time.Duration, bool) {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!str":
+			d, err := time.ParseDuration(strings.TrimSpace(n.Value))
+			if err == nil {
+				return d, true
+			}
+		case "!!int", "!!float":
+			var f float64
+			if n.Decode(&f) == nil && f == 0 {
+				return 0, true
+			}
+			p.errorf(n, "%s: %s must be a duration with a unit, such as \"%ss\", got %s", where, key, n.Value, describe(n))
+			return 0, false
+		}
+	}
+	p.errorf(n, "%s: %s must be a duration such as \"10s\", \"5m\" or \"48h\", got %s", where, key, describe(n))
+	return 0, false
+}
