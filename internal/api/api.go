@@ -1,0 +1,198 @@
+// Package api is prunner's HTTP interface: the JSON API that is compatible with the original
+// prunner (see docs/compat-api.md), its JWT authentication, request logging and the one function
+// that maps errors to HTTP statuses.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// DefaultBodyLimit is the largest request body accepted when Config.BodyLimit is 0.
+const DefaultBodyLimit = 1 << 20
+
+// Config configures the HTTP app.
+type Config struct {
+	// Secret is the HS256 key that every API request's JWT must be signed with. Required.
+	Secret []byte
+	// Logger receives one line per request and the causes of internal errors. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+	// EnableProfiling serves net/http/pprof under /debug/pprof/ (behind the JWT check).
+	EnableProfiling bool
+	// BodyLimit is the largest request body in bytes; larger ones get 413 without being read.
+	// 0 means DefaultBodyLimit.
+	BodyLimit int
+}
+
+// New returns the Fiber app serving the prunner-compatible API with r. It panics when
+// cfg.Secret is empty, because an app that cannot authenticate anyone is a wiring bug.
+func New(cfg Config, r Runner) *fiber.App {
+	if len(cfg.Secret) == 0 {
+		panic("api.New: empty JWT secret")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	secret := append([]byte(nil), cfg.Secret...)
+	logger := cfg.Logger
+
+	app := fiber.New(fiber.Config{
+		// Handlers may keep strings from the request (IDs, names) beyond the handler.
+		Immutable:             true,
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		// Request line and headers; larger ones get 431. Fiber's 4 KiB default is tight for
+		// browsers with a few cookies.
+		ReadBufferSize: 16 << 10,
+		ErrorHandler:   errorHandler(logger),
+	})
+	app.Use(logRequests(logger))
+
+	h := &handlers{runner: r, logger: logger}
+	authn := requireToken(secret)
+	app.Get("/pipelines", authn, h.pipelines) // non-strict routing also serves /pipelines/
+	app.Get("/pipelines/jobs", authn, h.pipelinesJobs)
+	app.Post("/pipelines/schedule", authn, h.schedule)
+	app.Get("/job/detail", authn, h.jobDetail)
+	app.Get("/job/logs", authn, h.jobLogs)
+	app.Post("/job/cancel", authn, h.jobCancel)
+
+	if cfg.EnableProfiling {
+		registerPprof(app, authn)
+	}
+	return app
+}
+
+// requestStartKey is the c.Locals key under which logRequests stores the request's start time;
+// its presence tells errorHandler that the request line will be logged by logRequests.
+type requestStartKey struct{}
+
+// logRequests logs one line per request with its final status. Errors returned by later
+// handlers are turned into responses here (not after this middleware returns) so that the
+// logged status is the one sent; panics become 500s instead of killing the server.
+//
+// duration_ms covers the handler only: a streamed body (job logs) is written after it returns.
+func logRequests(logger *slog.Logger) fiber.Handler {
+	return func(c *fiber.Ctx) (err error) {
+		start := time.Now()
+		c.Locals(requestStartKey{}, start)
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+			if err != nil {
+				if herr := c.App().ErrorHandler(c, err); herr != nil {
+					logger.Error("error handler failed", "error", herr)
+					_ = c.SendStatus(fiber.StatusInternalServerError)
+				}
+				err = nil
+			}
+			logRequest(logger, c, time.Since(start))
+		}()
+		return c.Next()
+	}
+}
+
+func logRequest(logger *slog.Logger, c *fiber.Ctx, d time.Duration) {
+	logger.Info("http request",
+		"method", c.Method(),
+		"path", c.Path(),
+		"status", c.Response().StatusCode(),
+		"duration_ms", float64(d.Microseconds())/1000,
+		"remote", c.IP(),
+	)
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// errorHandler answers err with errorStatus's status and message and logs the cause of internal
+// errors. It also receives errors that fasthttp raises before any handler runs (an oversized
+// body, a malformed request); those requests are logged here because logRequests never saw them.
+func errorHandler(logger *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		status, msg := errorStatus(err)
+		if status >= fiber.StatusInternalServerError && !errors.Is(err, pipeline.ErrShuttingDown) {
+			logger.Error("request failed", "method", c.Method(), "path", c.Path(), "status", status, "error", err)
+		}
+		c.Response().ResetBody()
+		if jerr := c.Status(status).JSON(errorBody{Error: msg}); jerr != nil {
+			return jerr
+		}
+		if c.Locals(requestStartKey{}) == nil {
+			logRequest(logger, c, 0)
+		}
+		return nil
+	}
+}
+
+// requestError is an error caused by the request, with a status and a message safe to show.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(msg string) error {
+	return &requestError{status: fiber.StatusBadRequest, msg: msg}
+}
+
+// scheduleError carries the requested pipeline's name along with the runner's error so that
+// errorStatus can name it. Its text is the runner's.
+type scheduleError struct {
+	pipeline string
+	err      error
+}
+
+func (e *scheduleError) Error() string { return e.err.Error() }
+func (e *scheduleError) Unwrap() error { return e.err }
+
+// errorStatus is the one mapping from errors to HTTP statuses and the messages clients see.
+// Messages of internal errors are never shown; the caller logs them.
+func errorStatus(err error) (status int, message string) {
+	var (
+		reqErr   *requestError
+		fiberErr *fiber.Error
+		schedErr *scheduleError
+	)
+	switch {
+	case errors.As(err, &reqErr):
+		return reqErr.status, reqErr.msg
+	case errors.Is(err, pipeline.ErrShuttingDown):
+		return fiber.StatusServiceUnavailable, "Server is shutting down"
+	case errors.Is(err, pipeline.ErrUnknownPipeline):
+		if errors.As(err, &schedErr) {
+			return fiber.StatusBadRequest, fmt.Sprintf("pipeline %q not found", schedErr.pipeline)
+		}
+		return fiber.StatusBadRequest, "pipeline not found"
+	case errors.Is(err, pipeline.ErrQueueFull), errors.Is(err, pipeline.ErrNoQueue):
+		return fiber.StatusBadRequest, err.Error()
+	case errors.Is(err, pipeline.ErrJobNotFound):
+		return fiber.StatusNotFound, "Job not found"
+	case errors.Is(err, pipeline.ErrTaskNotFound):
+		return fiber.StatusNotFound, "Task not found"
+	case errors.Is(err, pipeline.ErrJobFinished):
+		return fiber.StatusConflict, "Job already finished"
+	case errors.As(err, &fiberErr):
+		if fiberErr.Code >= fiber.StatusInternalServerError {
+			return fiberErr.Code, "internal error"
+		}
+		return fiberErr.Code, fiberErr.Message
+	default:
+		return fiber.StatusInternalServerError, "internal error"
+	}
+}

@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// fakeRunner is a small in-memory Runner for the API tests.
+type fakeRunner struct {
+	mu        sync.Mutex
+	pipelines []PipelineInfo
+	jobs      map[string]*pipeline.Job
+	// logs maps "jobID/task/stream" to a function returning a fresh reader.
+	logs map[string]func() io.Reader
+
+	scheduleErr error
+	jobErr      error
+	openLogErr  map[pipeline.LogStream]error
+
+	scheduled []ScheduleRequest
+	queries   []store.JobQuery
+	opened    atomic.Int64
+	closed    atomic.Int64
+}
+
+func newFakeRunner() *fakeRunner {
+	return &fakeRunner{
+		jobs:       map[string]*pipeline.Job{},
+		logs:       map[string]func() io.Reader{},
+		openLogErr: map[pipeline.LogStream]error{},
+	}
+}
+
+func (f *fakeRunner) addJob(j *pipeline.Job) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs[j.ID] = j
+}
+
+func (f *fakeRunner) setLog(jobID, task string, stream pipeline.LogStream, open func() io.Reader) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs[jobID+"/"+task+"/"+string(stream)] = open
+}
+
+func (f *fakeRunner) Schedule(_ context.Context, req ScheduleRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.scheduleErr != nil {
+		return "", f.scheduleErr
+	}
+	known := false
+	for _, p := range f.pipelines {
+		known = known || p.Name == req.Pipeline
+	}
+	if !known {
+		return "", fmt.Errorf("schedule: pipeline %q: %w", req.Pipeline, pipeline.ErrUnknownPipeline)
+	}
+	f.scheduled = append(f.scheduled, req)
+	return uuid.NewString(), nil
+}
+
+func (f *fakeRunner) Cancel(_ context.Context, jobID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[jobID]
+	switch {
+	case !ok:
+		return fmt.Errorf("cancel job %s: %w", jobID, pipeline.ErrJobNotFound)
+	case j.Status == pipeline.JobCanceled:
+		return nil
+	case j.Status.Final():
+		return fmt.Errorf("cancel job %s: %w", jobID, pipeline.ErrJobFinished)
+	}
+	j.Status = pipeline.JobCanceled
+	return nil
+}
+
+func (f *fakeRunner) Job(_ context.Context, jobID string) (*pipeline.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.jobErr != nil {
+		return nil, f.jobErr
+	}
+	j, ok := f.jobs[jobID]
+	if !ok {
+		return nil, fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobNotFound)
+	}
+	cp := *j
+	return &cp, nil
+}
+
+func (f *fakeRunner) Jobs(_ context.Context, q store.JobQuery) ([]*pipeline.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	jobs := make([]*pipeline.Job, 0, len(f.jobs))
+	for _, j := range f.jobs {
+		cp := *j
+		jobs = append(jobs, &cp)
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Created.After(jobs[b].Created) })
+	return jobs, nil
+}
+
+func (f *fakeRunner) Pipelines(context.Context) ([]PipelineInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PipelineInfo(nil), f.pipelines...), nil
+}
+
+func (f *fakeRunner) OpenLog(_ context.Context, jobID, task string, stream pipeline.LogStream) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.openLogErr[stream]; err != nil {
+		return nil, err
+	}
+	j, ok := f.jobs[jobID]
+	if !ok {
+		return nil, pipeline.ErrJobNotFound
+	}
+	if j.Task(task) == nil {
+		return nil, pipeline.ErrTaskNotFound
+	}
+	var r io.Reader = strings.NewReader("")
+	if open, ok := f.logs[jobID+"/"+task+"/"+string(stream)]; ok {
+		r = open()
+	}
+	f.opened.Add(1)
+	return &countingCloser{Reader: r, closed: &f.closed}, nil
+}
+
+// countingCloser counts Close calls, so tests can check that every opened log is closed.
+type countingCloser struct {
+	io.Reader
+	closed *atomic.Int64
+	once   sync.Once
+}
+
+func (c *countingCloser) Close() error {
+	c.once.Do(func() { c.closed.Add(1) })
+	return nil
+}
+
+var errBoom = errors.New("disk on fire: /var/lib/prunner/secret-path")

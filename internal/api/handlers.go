@@ -1,0 +1,206 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// maxTaskNameLength bounds the task query parameter; no real task name comes near it.
+const maxTaskNameLength = 256
+
+// handlers serves the compatible API routes.
+type handlers struct {
+	runner Runner
+	logger *slog.Logger
+}
+
+type pipelinesResponse struct {
+	Pipelines []pipelineView `json:"pipelines"`
+}
+
+// pipelines serves GET /pipelines.
+func (h *handlers) pipelines(c *fiber.Ctx) error {
+	infos, err := h.runner.Pipelines(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(pipelinesResponse{Pipelines: pipelineViews(infos)})
+}
+
+type pipelinesJobsResponse struct {
+	Pipelines []pipelineView `json:"pipelines"`
+	Jobs      []jobView      `json:"jobs"`
+}
+
+// pipelinesJobs serves GET /pipelines/jobs: every pipeline and every job, newest first.
+func (h *handlers) pipelinesJobs(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	infos, err := h.runner.Pipelines(ctx)
+	if err != nil {
+		return err
+	}
+	jobs, err := h.runner.Jobs(ctx, store.JobQuery{})
+	if err != nil {
+		return err
+	}
+	return c.JSON(pipelinesJobsResponse{Pipelines: pipelineViews(infos), Jobs: newJobViews(jobs)})
+}
+
+// scheduleBody is the body of POST /pipelines/schedule. Unknown fields are ignored.
+type scheduleBody struct {
+	Pipeline string `json:"pipeline"`
+	// Variables is decoded as any so that a non-object can be told apart from a malformed body.
+	Variables      any    `json:"variables"`
+	QueuePartition string `json:"queuePartition"`
+}
+
+type scheduleResponse struct {
+	JobID string `json:"jobId"`
+}
+
+// schedule serves POST /pipelines/schedule. It answers exactly 202, which the PHP client
+// requires.
+func (h *handlers) schedule(c *fiber.Ctx) error {
+	var body scheduleBody
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	// Numbers stay json.Number so that 12345678901 comes back as 12345678901, not 1.2345678901e+10.
+	dec.UseNumber()
+	if err := dec.Decode(&body); err != nil {
+		return badRequest("Error decoding JSON: " + err.Error())
+	}
+	var variables map[string]any
+	switch v := body.Variables.(type) {
+	case nil:
+	case map[string]any:
+		variables = v
+	default:
+		return badRequest("Error decoding JSON: variables must be an object")
+	}
+	id, err := h.runner.Schedule(c.UserContext(), ScheduleRequest{
+		Pipeline:       body.Pipeline,
+		Variables:      variables,
+		QueuePartition: body.QueuePartition,
+		User:           userFrom(c),
+	})
+	if err != nil {
+		return &scheduleError{pipeline: body.Pipeline, err: err}
+	}
+	return c.Status(fiber.StatusAccepted).JSON(scheduleResponse{JobID: id})
+}
+
+// jobDetail serves GET /job/detail?id=.
+func (h *handlers) jobDetail(c *fiber.Ctx) error {
+	id, err := jobIDParam(c)
+	if err != nil {
+		return err
+	}
+	job, err := h.runner.Job(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(newJobView(job))
+}
+
+// jobCancel serves POST /job/cancel?id=. It answers exactly 200 with the body true, which the
+// PHP client requires; the request body is ignored.
+func (h *handlers) jobCancel(c *fiber.Ctx) error {
+	id, err := jobIDParam(c)
+	if err != nil {
+		return err
+	}
+	if err := h.runner.Cancel(c.UserContext(), id); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(fiber.StatusOK).SendString("true")
+}
+
+// jobLogs serves GET /job/logs?id=&task= as {"stdout": "…", "stderr": "…"}. The logs are
+// streamed from the runner's readers into the response and never held in memory whole.
+func (h *handlers) jobLogs(c *fiber.Ctx) error {
+	id, err := jobIDParam(c)
+	if err != nil {
+		return err
+	}
+	task := c.Query("task")
+	if task == "" || len(task) > maxTaskNameLength || strings.ContainsRune(task, 0) {
+		return badRequest("Invalid task name")
+	}
+	ctx := c.UserContext()
+	job, err := h.runner.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	if job.Task(task) == nil {
+		return pipeline.ErrTaskNotFound
+	}
+	// Both readers are opened before the response starts, so that failing to open one still
+	// maps to a status.
+	stdout, err := h.runner.OpenLog(ctx, id, task, pipeline.Stdout)
+	if err != nil {
+		return err
+	}
+	stderr, err := h.runner.OpenLog(ctx, id, task, pipeline.Stderr)
+	if err != nil {
+		_ = stdout.Close()
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	if c.Method() == fiber.MethodHead {
+		_ = stdout.Close()
+		_ = stderr.Close()
+		return nil
+	}
+	// The stream writer runs after this handler returned, in its own goroutine: it must not use
+	// c, so everything it needs is copied into locals here.
+	logger := h.logger.With("job_id", id, "task", task)
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer func() {
+			_ = stdout.Close()
+			_ = stderr.Close()
+		}()
+		if err := writeLogs(w, stdout, stderr); err != nil {
+			// The status is sent already; the client sees a truncated body.
+			logger.Warn("stream job logs", "error", err)
+		}
+	})
+	return nil
+}
+
+// writeLogs writes {"stdout":…,"stderr":…} with both readers' contents as JSON strings.
+func writeLogs(w io.Writer, stdout, stderr io.Reader) error {
+	buf := make([]byte, logChunkSize)
+	if _, err := io.WriteString(w, `{"stdout":`); err != nil {
+		return err
+	}
+	if err := writeJSONString(w, stdout, buf); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, `,"stderr":`); err != nil {
+		return err
+	}
+	if err := writeJSONString(w, stderr, buf); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, `}`)
+	return err
+}
+
+// jobIDParam returns the query parameter id in canonical UUID form, or a 400 error.
+func jobIDParam(c *fiber.Ctx) (string, error) {
+	id, err := uuid.Parse(c.Query("id"))
+	if err != nil {
+		return "", badRequest("Invalid job id")
+	}
+	return id.String(), nil
+}

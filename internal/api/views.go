@@ -1,0 +1,114 @@
+package api
+
+import (
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// jsonTime is a timestamp as the compatible API writes it: RFC 3339 in UTC without fractional
+// seconds ("2026-11-28T01:20:21Z"), because the PHP client parses with DATE_W3C.
+type jsonTime time.Time
+
+// apiTimeLayout is time.RFC3339 applied to UTC times, which never prints fractions.
+const apiTimeLayout = time.RFC3339
+
+func (t jsonTime) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(`"2006-01-02T15:04:05Z"`))
+	b = append(b, '"')
+	b = time.Time(t).UTC().AppendFormat(b, apiTimeLayout)
+	return append(b, '"'), nil
+}
+
+// optionalTime converts a possibly unset time; nil encodes as null.
+func optionalTime(t *time.Time) *jsonTime {
+	if t == nil {
+		return nil
+	}
+	jt := jsonTime(*t)
+	return &jt
+}
+
+// pipelineView is a Pipeline of the compatible API.
+type pipelineView struct {
+	Pipeline    string `json:"pipeline"`
+	Schedulable bool   `json:"schedulable"`
+	Running     bool   `json:"running"`
+}
+
+func pipelineViews(infos []PipelineInfo) []pipelineView {
+	views := make([]pipelineView, 0, len(infos))
+	for _, p := range infos {
+		views = append(views, pipelineView{Pipeline: p.Name, Schedulable: p.Schedulable, Running: p.Running})
+	}
+	return views
+}
+
+// jobView is a Job of the compatible API. Fields without omitempty are always present: the PHP
+// client breaks on missing keys and on null where it expects a string or an array.
+type jobView struct {
+	ID        string         `json:"id"`
+	Pipeline  string         `json:"pipeline"`
+	Tasks     []taskView     `json:"tasks"`
+	Completed bool           `json:"completed"`
+	Canceled  bool           `json:"canceled"`
+	Errored   bool           `json:"errored"`
+	Created   jsonTime       `json:"created"`
+	Start     *jsonTime      `json:"start"`
+	End       *jsonTime      `json:"end"`
+	LastError string         `json:"lastError,omitempty"`
+	Variables map[string]any `json:"variables,omitempty"`
+	User      string         `json:"user"`
+}
+
+// taskView is a Task of the compatible API.
+type taskView struct {
+	Name      string    `json:"name"`
+	DependsOn []string  `json:"dependsOn,omitempty"`
+	Status    string    `json:"status"`
+	Start     *jsonTime `json:"start"`
+	End       *jsonTime `json:"end"`
+	Skipped   bool      `json:"skipped"`
+	ExitCode  int       `json:"exitCode"`
+	Errored   bool      `json:"errored"`
+	Error     string    `json:"error,omitempty"`
+}
+
+func newJobView(j *pipeline.Job) jobView {
+	tasks := make([]taskView, 0, len(j.Tasks))
+	for _, t := range j.Tasks {
+		tasks = append(tasks, taskView{
+			Name:      t.Name,
+			DependsOn: t.DependsOn,
+			Status:    string(t.Status),
+			Start:     optionalTime(t.Start),
+			End:       optionalTime(t.End),
+			Skipped:   t.Status == pipeline.TaskSkipped,
+			ExitCode:  t.ExitCode,
+			Errored:   t.Errored,
+			Error:     t.Error,
+		})
+	}
+	return jobView{
+		ID:        j.ID,
+		Pipeline:  j.Pipeline,
+		Tasks:     tasks,
+		Completed: j.Completed(),
+		Canceled:  j.Canceled(),
+		Errored:   j.Errored,
+		Created:   jsonTime(j.Created),
+		Start:     optionalTime(j.Start),
+		End:       optionalTime(j.End),
+		LastError: j.LastError,
+		Variables: j.Variables,
+		User:      j.User,
+	}
+}
+
+func newJobViews(jobs []*pipeline.Job) []jobView {
+	views := make([]jobView, 0, len(jobs))
+	for _, j := range jobs {
+		views = append(views, newJobView(j))
+	}
+	return views
+}
