@@ -1,0 +1,294 @@
+// Command prunner serves pipelines declared in pipelines.yml files: it runs their jobs and offers
+// the prunner HTTP API (compatible with the original Flowpack/prunner) on one address.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"github.com/prunner-dev/prunner/internal/api"
+	"github.com/prunner-dev/prunner/internal/auth"
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/store/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], environ(), os.Stdout, os.Stderr))
+}
+
+func environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// run is the whole program; it returns the exit code.
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, env, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "prunner: %v\n", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if cfg.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	switch cfg.command {
+	case "":
+		if err := serve(ctx, cfg, env, log); err != nil {
+			log.Error("prunner stopped", "error", err)
+			fmt.Fprintf(stderr, "prunner: %v\n", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintf(stdout, "prunner %s\n", version)
+		return 0
+	case "debug":
+		secret, err := auth.ResolveSecret(cfg.jwtSecret, cfg.configFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "prunner: %v\n", err)
+			return 1
+		}
+		token, err := auth.DebugToken(secret, time.Now())
+		if err != nil {
+			fmt.Fprintf(stderr, "prunner: %v\n", err)
+			return 1
+		}
+		if env["MINIMAL_OUTPUT"] == "1" {
+			fmt.Fprintf(stdout, "Bearer %s\n", token)
+			return 0
+		}
+		fmt.Fprintf(stdout, "Send this header with API requests (the token does not expire; keep it secret):\n\nAuthorization: Bearer %s\n", token)
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		fmt.Fprintln(stdout, "Run `prunner -h` for the flags.")
+		return 0
+	default:
+		fmt.Fprintf(stderr, "prunner: unknown command %q (commands: debug, version, help)\n", cfg.command)
+		return 2
+	}
+}
+
+// serve runs the server until a signal stops it.
+func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) error {
+	started := time.Now()
+	// Signals are caught from the start: one that arrives while the server starts is handled as
+	// soon as it serves (a SIGUSR1 must never kill it).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	secret, err := auth.ResolveSecret(cfg.jwtSecret, cfg.configFile)
+	if err != nil {
+		return err
+	}
+	defs, err := loadDefinitions(cfg, log)
+	if err != nil {
+		return err
+	}
+	taskEnv, err := buildTaskEnv(env, cfg.envFiles, secret)
+	if err != nil {
+		return err
+	}
+
+	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.data, err)
+	}
+	unlock, err := lockDataDir(cfg.data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.data, "prunner.db"))
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", cfg.data, err)
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", cfg.address)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.address, err)
+	}
+
+	workDir, _ := os.Getwd()
+	r := runner.New(runner.Config{
+		Store:     st,
+		DataDir:   cfg.data,
+		WorkDir:   workDir,
+		Env:       taskEnv,
+		KillGrace: cfg.killGrace,
+		Logger:    log,
+	})
+	r.SetDefinitions(defs)
+	if err := r.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+
+	app := api.New(api.Config{Secret: secret, Logger: log, EnableProfiling: cfg.enableProfiling}, apiRunner{r})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listener(ln) }()
+	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
+
+	var pollC <-chan time.Time
+	var fingerprint string
+	if cfg.watch {
+		fingerprint = definitionsFingerprint(cfg)
+		t := time.NewTicker(cfg.pollInterval)
+		defer t.Stop()
+		pollC = t.C
+	}
+
+	for {
+		select {
+		case err := <-serveErr:
+			r.Stop(context.Background())
+			return fmt.Errorf("http server: %w", err)
+		case <-pollC:
+			if fp := definitionsFingerprint(cfg); fp != fingerprint {
+				fingerprint = fp
+				reload(cfg, r, log)
+			}
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1:
+				reload(cfg, r, log)
+				continue
+			case syscall.SIGINT:
+				log.Info("SIGINT: draining, new schedules get 503; running jobs finish (send another signal to stop them)", "running", r.Running())
+				done := make(chan error, 1)
+				go func() { done <- r.Drain(context.Background()) }()
+				select {
+				case <-done:
+				case sig2 := <-sigs:
+					log.Warn("second signal: canceling running jobs", "signal", sig2.String())
+					r.CancelAll()
+					<-done
+				}
+			case syscall.SIGTERM:
+				log.Info("SIGTERM: canceling running jobs", "running", r.Running())
+				done := make(chan error, 1)
+				go func() { done <- r.Stop(context.Background()) }()
+				select {
+				case <-done:
+				case <-sigs:
+					log.Warn("second signal: not waiting for jobs any longer")
+				}
+			}
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := app.ShutdownWithContext(shutdownCtx); err != nil {
+				log.Warn("http shutdown", "error", err)
+			}
+			cancel()
+			log.Info("prunner stopped", "signal", sig.String())
+			return nil
+		}
+	}
+}
+
+// loadDefinitions loads the pipeline files and logs their warnings.
+func loadDefinitions(cfg *config, log *slog.Logger) (*pipeline.Set, error) {
+	set, warnings, err := pipeline.Load(cfg.path, cfg.pattern)
+	for _, w := range warnings {
+		log.Warn("pipeline definitions: " + w.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading pipelines from %s:\n%w", cfg.path, err)
+	}
+	return set, nil
+}
+
+// reload loads the definitions again; a broken file keeps the old ones.
+func reload(cfg *config, r *runner.Runner, log *slog.Logger) {
+	set, warnings, err := pipeline.Load(cfg.path, cfg.pattern)
+	for _, w := range warnings {
+		log.Warn("pipeline definitions: " + w.String())
+	}
+	if err != nil {
+		log.Error("reload failed; keeping the previous definitions", "error", err.Error())
+		return
+	}
+	r.SetDefinitions(set)
+	log.Info("pipeline definitions reloaded", "pipelines", len(set.Pipelines))
+}
+
+// definitionsFingerprint summarises the pipeline files (names, sizes, modification times) so that
+// --watch notices changes without reading them.
+func definitionsFingerprint(cfg *config) string {
+	var b strings.Builder
+	_ = filepath.WalkDir(cfg.path, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && path != cfg.path && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
+			if info, err := d.Info(); err == nil {
+				fmt.Fprintf(&b, "%s|%d|%d\n", path, info.Size(), info.ModTime().UnixNano())
+			}
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// buildTaskEnv returns the base environment of tasks: the server's environment, overridden by the
+// dotenv files in order (missing files are ignored). Variables that carry the JWT secret are left
+// out, so no task can read it.
+func buildTaskEnv(env map[string]string, files []string, secret []byte) ([]string, error) {
+	merged := make(map[string]string, len(env))
+	for k, v := range env {
+		merged[k] = v
+	}
+	for _, f := range files {
+		vars, err := godotenv.Read(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("env file %s: %w", f, err)
+		}
+		for k, v := range vars {
+			merged[k] = v
+		}
+	}
+	delete(merged, "PRUNNER_JWT_SECRET")
+	list := make([]string, 0, len(merged))
+	for k, v := range merged {
+		if v == string(secret) {
+			continue
+		}
+		list = append(list, k+"="+v)
+	}
+	return list, nil
+}

@@ -1,0 +1,39 @@
+package runner
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// JobIDEnv is the environment variable that carries the job ID into every task process. Besides
+// being useful to scripts, it marks the processes of a job so that the ones orphaned by a crash
+// can be found and killed on the next start.
+const JobIDEnv = "PRUNNER_JOB_ID"
+
+// taskEnv builds a task's environment, lowest to highest precedence: the server's base
+// environment (after the dotenv files), the pipeline's env, TASK_NAME, the task's env, and the
+// job ID marker.
+func (r *Runner) taskEnv(p *pipeline.Definition, t pipeline.TaskDefinition, name, jobID string) []string {
+	env := make(map[string]string, len(r.cfg.Env)+len(p.Env)+len(t.Env)+2)
+	for _, kv := range r.cfg.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	for k, v := range p.Env {
+		env[k] = v
+	}
+	env["TASK_NAME"] = name
+	for k, v := range t.Env {
+		env[k] = v
+	}
+	env[JobIDEnv] = jobID
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}

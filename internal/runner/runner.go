@@ -1,0 +1,422 @@
+// Package runner admits jobs, keeps the wait lists moving and executes jobs: each job's tasks run as
+// a DAG, event-driven (a task ending starts its ready dependents at once; a job ending claims the
+// next waiting job at once), each task's script lines in one shell session whose processes live in
+// their own process groups. State lives in the store; the runner's memory holds only the jobs this
+// process executes, timers for start delays and the loaded definitions.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// Config configures a Runner.
+type Config struct {
+	Store store.Store
+	// DataDir holds the task output files (DataDir/logs/<job>/…).
+	DataDir string
+	// WorkDir is the working directory of every task ("" = the server's).
+	WorkDir string
+	// Env is the base environment of every task (the server's environment after the dotenv
+	// files, without secrets), "KEY=VALUE".
+	Env []string
+	// KillGrace is the time a canceled task gets after SIGINT before SIGTERM, and after SIGTERM
+	// before SIGKILL (default 2s).
+	KillGrace time.Duration
+	// RetentionInterval is how often retention runs besides after every finished job (default 1m).
+	RetentionInterval time.Duration
+	Logger            *slog.Logger
+	// Now returns the current time (tests may fix it); default time.Now.
+	Now func() time.Time
+}
+
+// Causes of a job's cancellation, checked with context.Cause.
+var (
+	errCanceledByRequest = errors.New("job canceled by request")
+	errServerStopping    = errors.New("job canceled: server stopping (SIGTERM)")
+)
+
+// Runner is the job engine. Create it with New, load definitions with SetDefinitions, then Start.
+type Runner struct {
+	cfg Config
+	st  store.Store
+	log *slog.Logger
+
+	defs atomic.Pointer[pipeline.Set]
+
+	mu sync.Mutex
+	// known remembers every definition ever loaded by name, so jobs of a pipeline that was
+	// removed from the files still find their concurrency.
+	known map[string]*pipeline.Definition
+	// running holds the jobs this process executes.
+	running map[string]*jobRun
+	// cancelPending holds cancel requests for jobs claimed but not registered yet.
+	cancelPending map[string]bool
+	// timers wake a pipeline's wait list when a start delay elapses.
+	timers map[string]*time.Timer
+	// idle is closed and replaced whenever a running job ends, for Drain.
+	idle    chan struct{}
+	closing bool
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+// New returns a Runner that is not started yet.
+func New(cfg Config) *Runner {
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 2 * time.Second
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Runner{
+		cfg:           cfg,
+		st:            cfg.Store,
+		log:           cfg.Logger,
+		known:         map[string]*pipeline.Definition{},
+		running:       map[string]*jobRun{},
+		cancelPending: map[string]bool{},
+		timers:        map[string]*time.Timer{},
+		idle:          make(chan struct{}),
+		stopped:       make(chan struct{}),
+	}
+	r.defs.Store(&pipeline.Set{Pipelines: map[string]*pipeline.Definition{}})
+	return r
+}
+
+func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
+
+// SetDefinitions replaces the loaded definitions. Queued and running jobs keep the definition they
+// were scheduled with; the new concurrency limits apply to the next claims.
+func (r *Runner) SetDefinitions(set *pipeline.Set) {
+	r.defs.Store(set)
+	r.mu.Lock()
+	for name, d := range set.Pipelines {
+		r.known[name] = d
+	}
+	r.mu.Unlock()
+	// A raised concurrency limit may let waiting jobs start now.
+	for _, name := range set.Names() {
+		go r.claim(name)
+	}
+}
+
+// Definitions returns the loaded definitions.
+func (r *Runner) Definitions() *pipeline.Set { return r.defs.Load() }
+
+// Start recovers from an unclean stop (jobs left running are ended as failed and their orphaned
+// processes killed), starts the waiting jobs that may start and begins periodic retention.
+func (r *Runner) Start(ctx context.Context) error {
+	ids, err := r.st.RecoverRunning(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
+	if err != nil {
+		return fmt.Errorf("recover running jobs: %w", err)
+	}
+	if len(ids) > 0 {
+		r.log.Warn("jobs were running when the server stopped; marked failed", "count", len(ids))
+		killed := killOrphans(ids)
+		if killed > 0 {
+			r.log.Warn("killed orphaned task processes of the previous server", "count", killed)
+		}
+	}
+	names, err := r.st.QueuedPipelines(ctx)
+	if err != nil {
+		return fmt.Errorf("list waiting jobs: %w", err)
+	}
+	for _, name := range names {
+		r.claim(name)
+	}
+	r.applyRetentionAll()
+	go r.retentionLoop()
+	return nil
+}
+
+// Schedule admits a new job. It returns once the job is durable.
+func (r *Runner) Schedule(ctx context.Context, req ScheduleRequest) (string, error) {
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if closing {
+		return "", pipeline.ErrShuttingDown
+	}
+	def := r.defs.Load().Get(req.Pipeline)
+	if def == nil {
+		return "", fmt.Errorf("%w: pipeline %q is not defined", pipeline.ErrUnknownPipeline, req.Pipeline)
+	}
+	now := r.now()
+	job := &pipeline.Job{
+		ID:             uuid.NewString(),
+		Pipeline:       def.Name,
+		Variables:      req.Variables,
+		User:           req.User,
+		QueuePartition: req.QueuePartition,
+		Created:        now,
+		Definition:     def,
+		Tasks:          pipeline.NewJobTasks(def),
+	}
+	if def.StartDelay > 0 {
+		job.StartAfter = now.Add(def.StartDelay)
+	}
+	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now})
+	if err != nil {
+		return "", err
+	}
+	for _, id := range res.Replaced {
+		r.log.Info("job replaced on the wait list", "job_id", id, "replaced_by", job.ID, "pipeline", def.Name)
+	}
+	if res.Started {
+		job.Status = pipeline.JobRunning
+		start := now
+		job.Start = &start
+		r.launch(job)
+	} else if !job.StartAfter.IsZero() {
+		r.armTimer(def.Name, job.StartAfter)
+	}
+	r.log.Info("job scheduled", "job_id", job.ID, "pipeline", def.Name, "user", req.User, "started", res.Started)
+	return job.ID, nil
+}
+
+// ScheduleRequest is a request to start a job.
+type ScheduleRequest struct {
+	Pipeline       string
+	Variables      map[string]any
+	QueuePartition string
+	User           string
+}
+
+// Cancel cancels a queued or running job. Canceling an already canceled job is a no-op;
+// pipeline.ErrJobFinished for a job that ended otherwise.
+func (r *Runner) Cancel(ctx context.Context, jobID string) error {
+	r.mu.Lock()
+	if jr := r.running[jobID]; jr != nil {
+		r.mu.Unlock()
+		jr.requestCancel(errCanceledByRequest)
+		return nil
+	}
+	r.mu.Unlock()
+	prev, err := r.st.CancelQueued(ctx, jobID, r.now())
+	if err != nil {
+		return err
+	}
+	switch prev {
+	case pipeline.JobQueued:
+		r.log.Info("queued job canceled", "job_id", jobID)
+		if j, err := r.st.Job(ctx, jobID); err == nil {
+			go r.claim(j.Pipeline)
+		}
+		return nil
+	case pipeline.JobCanceled, pipeline.JobReplaced:
+		return nil
+	case pipeline.JobSucceeded, pipeline.JobFailed:
+		return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
+	case pipeline.JobRunning:
+		// Claimed a moment ago and not registered yet: leave a note that launch applies.
+		r.mu.Lock()
+		jr := r.running[jobID]
+		if jr == nil {
+			r.cancelPending[jobID] = true
+		}
+		r.mu.Unlock()
+		if jr != nil {
+			jr.requestCancel(errCanceledByRequest)
+		}
+		return nil
+	default:
+		return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
+	}
+}
+
+// Job returns one job.
+func (r *Runner) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
+	return r.st.Job(ctx, jobID)
+}
+
+// Jobs lists jobs newest first.
+func (r *Runner) Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error) {
+	return r.st.Jobs(ctx, q)
+}
+
+// PipelineInfo is the state of one loaded pipeline.
+type PipelineInfo struct {
+	Definition  *pipeline.Definition
+	Running     int
+	Waiting     int
+	Schedulable bool
+}
+
+// Pipelines returns the loaded pipelines sorted by name with their running and waiting counts.
+func (r *Runner) Pipelines(ctx context.Context) ([]PipelineInfo, error) {
+	states, err := r.st.PipelineStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	set := r.defs.Load()
+	infos := make([]PipelineInfo, 0, len(set.Pipelines))
+	for _, name := range set.Names() {
+		d := set.Pipelines[name]
+		s := states[name]
+		infos = append(infos, PipelineInfo{
+			Definition:  d,
+			Running:     s.Running,
+			Waiting:     len(s.Waiting),
+			Schedulable: !closing && d.Schedulable(s),
+		})
+	}
+	return infos, nil
+}
+
+// launch registers a claimed job and runs it in its own goroutine.
+func (r *Runner) launch(job *pipeline.Job) {
+	jr := newJobRun(r, job)
+	r.mu.Lock()
+	r.running[job.ID] = jr
+	pendingCancel := r.cancelPending[job.ID]
+	delete(r.cancelPending, job.ID)
+	r.mu.Unlock()
+	if pendingCancel {
+		jr.requestCancel(errCanceledByRequest)
+	}
+	go func() {
+		jr.run()
+		r.mu.Lock()
+		delete(r.running, job.ID)
+		close(r.idle)
+		r.idle = make(chan struct{})
+		closing := r.closing
+		r.mu.Unlock()
+		if !closing {
+			r.claim(job.Pipeline)
+			r.applyRetention(job.Pipeline)
+		}
+	}()
+}
+
+// claim starts the waiting jobs of a pipeline that may start now and arms a timer for the next
+// start delay.
+func (r *Runner) claim(name string) {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return
+	}
+	concurrency := 1
+	if d := r.defs.Load().Get(name); d != nil {
+		concurrency = d.Concurrency
+	} else if d := r.known[name]; d != nil {
+		concurrency = d.Concurrency
+	}
+	r.mu.Unlock()
+	res, err := r.st.Claim(context.Background(), store.ClaimParams{Pipeline: name, Concurrency: concurrency, Now: r.now()})
+	if err != nil {
+		r.log.Error("claim waiting jobs", "pipeline", name, "error", err)
+		return
+	}
+	for _, job := range res.Started {
+		r.log.Info("waiting job started", "job_id", job.ID, "pipeline", name)
+		r.launch(job)
+	}
+	if !res.NextStart.IsZero() {
+		r.armTimer(name, res.NextStart)
+	}
+}
+
+// armTimer makes sure the pipeline's wait list is looked at again at t.
+func (r *Runner) armTimer(name string, t time.Time) {
+	d := t.Sub(r.now())
+	if d < 0 {
+		d = 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return
+	}
+	if old := r.timers[name]; old != nil {
+		old.Stop()
+	}
+	// A little slack so the claim's clock is past StartAfter.
+	r.timers[name] = time.AfterFunc(d+time.Millisecond, func() { r.claim(name) })
+}
+
+// Drain stops accepting and starting jobs (Schedule returns pipeline.ErrShuttingDown; waiting jobs
+// stay queued in the store) and waits until the running jobs have finished or ctx ends.
+func (r *Runner) Drain(ctx context.Context) error {
+	r.beginClose()
+	return r.waitIdle(ctx)
+}
+
+// Stop stops accepting and starting jobs, cancels the running jobs (killing their process groups)
+// and waits for them to end, or for ctx.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.beginClose()
+	r.mu.Lock()
+	for _, jr := range r.running {
+		jr.requestCancel(errServerStopping)
+	}
+	r.mu.Unlock()
+	return r.waitIdle(ctx)
+}
+
+// CancelAll cancels every running job with the server-stopping cause (used when a drain is cut
+// short by a second signal).
+func (r *Runner) CancelAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, jr := range r.running {
+		jr.requestCancel(errServerStopping)
+	}
+}
+
+func (r *Runner) beginClose() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closing = true
+	for name, t := range r.timers {
+		t.Stop()
+		delete(r.timers, name)
+	}
+	r.stopOnce.Do(func() { close(r.stopped) })
+}
+
+func (r *Runner) waitIdle(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		n := len(r.running)
+		idle := r.idle
+		r.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d running jobs: %w", n, ctx.Err())
+		}
+	}
+}
+
+// Running returns the number of jobs this process executes now.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running)
+}
