@@ -71,6 +71,15 @@ type Store interface {
 	// IDs of the deleted jobs.
 	DeleteFinished(ctx context.Context, p RetentionParams) ([]string, error)
 
+	// ImportJobs stores finished jobs as given (ID, status, variables, times, LastError,
+	// Errored, ReplacedBy, Definition and tasks with their records), in one transaction: either
+	// all new jobs are stored or none. It is how the history of another prunner installation is
+	// taken over. Jobs whose ID already exists are skipped, so an interrupted import can be
+	// repeated. The jobs are history: in creation order they come, in the order given, before
+	// every job already stored (the caller sorts them by Created). Every job must have a final
+	// status and an ID; otherwise nothing is stored. Returns how many jobs were stored.
+	ImportJobs(ctx context.Context, jobs []*pipeline.Job) (imported int, err error)
+
 	// Close releases the store. It is idempotent.
 	Close() error
 }

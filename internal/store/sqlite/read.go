@@ -1,0 +1,479 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// querier is what the loaders need of a read transaction (*sql.Tx) or of the writer
+// connection (*sql.Conn, inside a write transaction).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readTx runs fn in a read transaction on the read pool, so that the several queries of one
+// method see one snapshot (WAL: a reader never waits for the writer).
+func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.read.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// A read transaction has nothing to commit; Rollback ends it and releases the snapshot.
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// Job implements store.Store.
+func (s *Store) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
+	var job *pipeline.Job
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var a arena
+		seq, j, err := s.scanJob(tx.StmtContext(ctx, s.rs.jobByID).QueryRowContext(ctx, jobID), &a)
+		if errors.Is(err, sql.ErrNoRows) {
+			return pipeline.ErrJobNotFound
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.StmtContext(ctx, s.rs.tasksOfJob).QueryContext(ctx, seq)
+		if err != nil {
+			return fmt.Errorf("load tasks: %w", err)
+		}
+		if err := attachTasks(rows, []*pipeline.Job{j}, []int64{seq}, &a); err != nil {
+			return fmt.Errorf("load tasks: %w", err)
+		}
+		job = j
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", jobID, err)
+	}
+	return job, nil
+}
+
+// Jobs implements store.Store. A Before cursor naming a job that does not exist (any more)
+// returns pipeline.ErrJobNotFound rather than a silently wrong page.
+func (s *Store) Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error) {
+	var jobs []*pipeline.Job
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var (
+			where []string
+			args  []any
+		)
+		if q.Pipeline != "" {
+			where = append(where, "pipeline = ?")
+			args = append(args, q.Pipeline)
+		}
+		if len(q.Statuses) > 0 {
+			where = append(where, "status IN (?"+strings.Repeat(", ?", len(q.Statuses)-1)+")")
+			for _, st := range q.Statuses {
+				args = append(args, string(st))
+			}
+		}
+		if q.Before != "" {
+			var before int64
+			err := tx.StmtContext(ctx, s.rs.jobSeq).QueryRowContext(ctx, q.Before).Scan(&before)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("cursor %s: %w", q.Before, pipeline.ErrJobNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("cursor %s: %w", q.Before, err)
+			}
+			where = append(where, "seq < ?")
+			args = append(args, before)
+		}
+		var b strings.Builder
+		b.WriteString("SELECT " + jobColumns + " FROM jobs")
+		if len(where) > 0 {
+			b.WriteString(" WHERE " + strings.Join(where, " AND "))
+		}
+		b.WriteString(" ORDER BY seq DESC")
+		if q.Limit > 0 {
+			b.WriteString(" LIMIT ?")
+			args = append(args, q.Limit)
+		}
+		var (
+			a    arena
+			seqs []int64
+			err  error
+		)
+		jobs, seqs, err = s.queryJobs(ctx, tx, &a, b.String(), args...)
+		if err != nil || q.WithoutTasks {
+			return err
+		}
+		return loadTasks(ctx, tx, jobs, seqs, &a)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if jobs == nil {
+		// An empty list, not nil: it encodes as [] for API clients.
+		jobs = []*pipeline.Job{}
+	}
+	return jobs, nil
+}
+
+// loadJobsBySeq loads the jobs with the given seqs (ascending) and their tasks, in seq order.
+func (s *Store) loadJobsBySeq(ctx context.Context, q querier, seqs []int64) ([]*pipeline.Job, error) {
+	var a arena
+	jobs, got, err := s.queryJobs(ctx, q, &a, `SELECT `+jobColumns+` FROM jobs
+		WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq`, seqList(seqs))
+	if err != nil {
+		return nil, err
+	}
+	if err := loadTasks(ctx, q, jobs, got, &a); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// seqList renders seqs as a JSON array: one bound parameter for any number of jobs, expanded by
+// json_each, instead of a statement with thousands of placeholders.
+func seqList(seqs []int64) string {
+	b := make([]byte, 0, 8*len(seqs)+2)
+	b = append(b, '[')
+	for i, seq := range seqs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, seq, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// queryJobs runs a query selecting jobColumns and returns the jobs (without tasks) and their
+// seqs, in the query's order.
+func (s *Store) queryJobs(ctx context.Context, q querier, a *arena, query string, args ...any) ([]*pipeline.Job, []int64, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		jobs []*pipeline.Job
+		seqs []int64
+	)
+	for rows.Next() {
+		seq, j, err := s.scanJob(rows, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		jobs = append(jobs, j)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return jobs, seqs, nil
+}
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// jobRow holds the scan destinations of jobColumns. One jobRow serves every row of a query:
+// destinations passed to Scan escape to the heap, and fresh ones per row would be a dozen
+// allocations per job.
+type jobRow struct {
+	seq, errored, created, startAfter, start, ended        intCol
+	id, pipeline, status, user, partition, lastErr, replBy string
+	vars, def                                              sql.NullString
+	dest                                                   []any
+}
+
+func (r *jobRow) scan(row scanner) error {
+	if r.dest == nil {
+		r.dest = []any{&r.seq, &r.id, &r.pipeline, &r.status, &r.vars, &r.user, &r.partition,
+			&r.created, &r.startAfter, &r.start, &r.ended, &r.lastErr, &r.errored, &r.replBy, &r.def}
+	}
+	return row.Scan(r.dest...)
+}
+
+// scanJob reads one row of jobColumns.
+func (s *Store) scanJob(row scanner, a *arena) (int64, *pipeline.Job, error) {
+	r := &a.jobRow
+	if err := r.scan(row); err != nil {
+		return 0, nil, err
+	}
+	j := a.job()
+	j.ID = r.id
+	j.Pipeline = r.pipeline
+	j.Status = pipeline.JobStatus(r.status)
+	j.User = r.user
+	j.QueuePartition = r.partition
+	j.Created = timeOf(r.created)
+	j.StartAfter = timeOf(r.startAfter)
+	j.Start = a.time(r.start)
+	j.End = a.time(r.ended)
+	j.LastError = r.lastErr
+	j.Errored = r.errored.V != 0
+	j.ReplacedBy = r.replBy
+	var err error
+	if j.Variables, err = decodeVariables(r.vars); err != nil {
+		return 0, nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	if r.def.Valid {
+		if j.Definition, err = s.defs.get(r.def.String); err != nil {
+			return 0, nil, fmt.Errorf("job %s: %w", j.ID, err)
+		}
+	}
+	return r.seq.V, j, nil
+}
+
+// taskRow holds the scan destinations of taskColumns, reused like jobRow.
+type taskRow struct {
+	seq, start, end, exitCode, errored, attempt intCol
+	name, status, err                           string
+	deps, attempts                              sql.NullString
+	dest                                        []any
+}
+
+func (r *taskRow) scan(row scanner) error {
+	if r.dest == nil {
+		r.dest = []any{&r.seq, &r.name, &r.deps, &r.status, &r.start, &r.end, &r.exitCode, &r.errored, &r.err,
+			&r.attempt, &r.attempts}
+	}
+	return row.Scan(r.dest...)
+}
+
+// loadTasks loads the tasks of jobs (whose seqs are given in ascending or descending order) in
+// one query and attaches them in position order.
+func loadTasks(ctx context.Context, q querier, jobs []*pipeline.Job, seqs []int64, a *arena) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	lo, hi := seqs[0], seqs[len(seqs)-1]
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if hi-lo < 2*int64(len(seqs)) {
+		// The jobs are (nearly) contiguous, as an unfiltered list is: a plain range scan of
+		// the tasks table is fastest; attachTasks drops the few tasks of other jobs.
+		rows, err = q.QueryContext(ctx, `SELECT `+taskColumns+` FROM tasks
+			WHERE job_seq BETWEEN ? AND ? ORDER BY job_seq, position`, lo, hi)
+	} else {
+		rows, err = q.QueryContext(ctx, `SELECT `+taskColumns+` FROM tasks
+			WHERE job_seq IN (SELECT value FROM json_each(?)) ORDER BY job_seq, position`, seqList(seqs))
+	}
+	if err != nil {
+		return fmt.Errorf("load tasks: %w", err)
+	}
+	if err := attachTasks(rows, jobs, seqs, a); err != nil {
+		return fmt.Errorf("load tasks: %w", err)
+	}
+	return nil
+}
+
+// attachTasks reads task rows ordered by (job_seq, position) and gives each job its tasks. The
+// jobs' seqs are monotonic (either direction), so rows and jobs are merged in one pass without
+// a map.
+func attachTasks(rows *sql.Rows, jobs []*pipeline.Job, seqs []int64, a *arena) error {
+	defer rows.Close()
+	n := len(jobs)
+	// at(k) is the index in jobs of the k-th smallest seq.
+	at := func(k int) int { return k }
+	if n > 1 && seqs[0] > seqs[n-1] {
+		at = func(k int) int { return n - 1 - k }
+	}
+	var (
+		b   taskBlocks
+		k   int
+		cur = -1 // index in jobs of the job whose tasks are being read
+	)
+	for rows.Next() {
+		r := &a.taskRow
+		if err := r.scan(rows); err != nil {
+			return err
+		}
+		seq := r.seq.V
+		for k < n && seqs[at(k)] < seq {
+			k++
+		}
+		if k == n || seqs[at(k)] != seq {
+			continue // a task of a job outside the list (range scan)
+		}
+		deps, err := decodeDependsOn(r.deps)
+		if err != nil {
+			return fmt.Errorf("task %q: %w", r.name, err)
+		}
+		attempts, err := decodeAttempts(r.attempts)
+		if err != nil {
+			return fmt.Errorf("task %q: %w", r.name, err)
+		}
+		t := pipeline.Task{
+			Name:      r.name,
+			DependsOn: deps,
+			Status:    pipeline.TaskStatus(r.status),
+			Start:     a.time(r.start),
+			End:       a.time(r.end),
+			ExitCode:  int(r.exitCode.V),
+			Errored:   r.errored.V != 0,
+			Error:     r.err,
+			Attempt:   int(r.attempt.V),
+			Attempts:  attempts,
+		}
+		if j := at(k); j != cur {
+			if cur >= 0 {
+				jobs[cur].Tasks = b.take()
+			}
+			cur = j
+		}
+		b.add(t)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if cur >= 0 {
+		jobs[cur].Tasks = b.take()
+	}
+	return nil
+}
+
+// taskBlocks allocates the tasks of many jobs in blocks instead of one slice per job (tens of
+// thousands of small allocations) or one growing slice (which copies megabytes as it grows).
+// The tasks of one job are contiguous in a block; each job's slice is capped at its length, so
+// an append by the caller reallocates instead of overwriting the next job's tasks.
+type taskBlocks struct {
+	block []pipeline.Task
+	from  int // start of the current job's tasks in block
+}
+
+func (b *taskBlocks) add(t pipeline.Task) {
+	if len(b.block) == cap(b.block) {
+		// Move the current job's tasks to a new block, so they stay contiguous. Blocks start
+		// small (one job) and grow up to a fixed size (lists).
+		partial := b.block[b.from:]
+		next := make([]pipeline.Task, 0, max(min(2*cap(b.block), 1024), 8, 2*len(partial)))
+		b.block = append(next, partial...)
+		b.from = 0
+	}
+	b.block = append(b.block, t)
+}
+
+// take returns the current job's tasks and starts the next job's.
+func (b *taskBlocks) take() []pipeline.Task {
+	ts := b.block[b.from:len(b.block):len(b.block)]
+	b.from = len(b.block)
+	return ts
+}
+
+// PipelineStates implements store.Store. Running and queued jobs are read with two equality
+// lookups of the status index, so the cost does not grow with the history of finished jobs.
+func (s *Store) PipelineStates(ctx context.Context) (map[string]pipeline.AdmissionState, error) {
+	states := make(map[string]pipeline.AdmissionState)
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT pipeline, count(*) FROM jobs WHERE status = ? GROUP BY pipeline`,
+			string(pipeline.JobRunning))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				name string
+				st   pipeline.AdmissionState
+			)
+			if err := rows.Scan(&name, &st.Running); err != nil {
+				return err
+			}
+			states[name] = st
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT pipeline, id, queue_partition, start_after
+			FROM jobs WHERE status = ? ORDER BY seq`, string(pipeline.JobQueued))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				name       string
+				w          pipeline.WaitingJob
+				startAfter intCol
+			)
+			if err := rows.Scan(&name, &w.ID, &w.Partition, &startAfter); err != nil {
+				return err
+			}
+			w.StartAfter = timeOf(startAfter)
+			st := states[name]
+			st.Waiting = append(st.Waiting, w)
+			states[name] = st
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline states: %w", err)
+	}
+	return states, nil
+}
+
+// QueuedPipelines implements store.Store. The names are sorted.
+func (s *Store) QueuedPipelines(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT pipeline FROM jobs WHERE status = ? ORDER BY pipeline`,
+		string(pipeline.JobQueued))
+	if err != nil {
+		return nil, fmt.Errorf("list queued pipelines: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list queued pipelines: %w", err)
+		}
+		names = append(names, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list queued pipelines: %w", err)
+	}
+	return names, nil
+}
+
+// arena hands out the jobs and times of one read from blocks, instead of one allocation each:
+// a list of thousands of jobs otherwise spends much of its time allocating and collecting
+// them. Every value is distinct, so a caller may still modify any of them.
+type arena struct {
+	jobs    []pipeline.Job
+	times   []time.Time
+	jobRow  jobRow
+	taskRow taskRow
+}
+
+// nextBlock returns the capacity of the next block: small for a single job, growing for lists.
+func nextBlock(prev int) int {
+	return min(max(2*prev, 4), 512)
+}
+
+func (a *arena) job() *pipeline.Job {
+	if len(a.jobs) == cap(a.jobs) {
+		a.jobs = make([]pipeline.Job, 0, nextBlock(cap(a.jobs)))
+	}
+	a.jobs = a.jobs[:len(a.jobs)+1]
+	return &a.jobs[len(a.jobs)-1]
+}
+
+// time returns the UTC time of a column value, nil for NULL.
+func (a *arena) time(n intCol) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	if len(a.times) == cap(a.times) {
+		a.times = make([]time.Time, 0, nextBlock(cap(a.times)))
+	}
+	a.times = append(a.times, time.Unix(0, n.V).UTC())
+	return &a.times[len(a.times)-1]
+}

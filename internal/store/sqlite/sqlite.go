@@ -1,0 +1,468 @@
+// Package sqlite is the embedded default backend of prunner: a store.Store on one SQLite file,
+// through modernc.org/sqlite (pure Go, so the binary builds with CGO_ENABLED=0).
+//
+// The database runs in WAL mode. All writes go through one connection, which the store holds
+// for its lifetime, and every write transaction begins IMMEDIATE: the admissions and claims of
+// the node are serialised by that single writer, which is the admission lock of the
+// single-node deployment. Reads use a separate pool of several connections; in WAL mode a
+// reader sees the last committed state and never waits for the writer. A background goroutine
+// checkpoints the WAL into the database file shortly after writes, so that no commit pays for
+// it.
+//
+// Durability: by default the database uses synchronous=NORMAL. A commit is durable across a
+// crash of the process (kill -9 included) once Admit returns, because the WAL is written before
+// the commit returns. A power loss or an operating-system crash may lose the commits since the
+// last checkpoint (about the last 100 ms of writes), never the database's consistency.
+// Options.SynchronousFull trades one fsync per write transaction for durability across those
+// too.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+
+	// The driver registers itself as "sqlite".
+	_ "modernc.org/sqlite"
+)
+
+// migrationFiles holds the schema migrations, applied in file-name order at Open. Each file is
+// one schema version (0001_… is version 1); PRAGMA user_version records the applied version.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune Open. The zero value is the default configuration.
+type Options struct {
+	// SynchronousFull sets PRAGMA synchronous=FULL: each write transaction waits for an fsync of
+	// the WAL, so a power loss cannot lose acknowledged jobs. The default (NORMAL) already
+	// survives a crash of the process.
+	SynchronousFull bool
+	// ReadConns is the size of the read pool (default 4).
+	ReadConns int
+	// BusyTimeout is how long a connection waits for a lock held by another process before it
+	// fails with SQLITE_BUSY (default 10s). Within one Store the writer pool already serialises
+	// writes, so this only matters when another process touches the file.
+	BusyTimeout time.Duration
+}
+
+// Store is the SQLite implementation of store.Store. It is safe for concurrent use.
+type Store struct {
+	// write is a pool of exactly one connection, which wconn holds for the store's lifetime.
+	write *sql.DB
+	wconn *sql.Conn
+	// wlock serialises the use of wconn: it is the admission lock of the node. A channel
+	// rather than a mutex, so that waiting for it honours the caller's context.
+	wlock  chan struct{}
+	closed bool // guarded by wlock
+	read   *sql.DB
+	// ws holds the statements of the write paths, prepared once on wconn.
+	ws writeStmts
+	// rs holds the statements of the hot read paths, prepared on the read pool.
+	rs readStmts
+	// defs caches decoded definition snapshots (see definitionCache).
+	defs definitionCache
+
+	// ckpt checkpoints the WAL in the background (see checkpointer).
+	ckpt *checkpointer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// errClosed is returned by the methods of a closed store.
+var errClosed = errors.New("sqlite store is closed")
+
+// Open opens (creating when missing) the database file at path, applies the pending migrations
+// and returns the store, with the default Options.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with explicit Options.
+func OpenWith(ctx context.Context, path string, opts Options) (*Store, error) {
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, path string, opts Options) (_ *Store, err error) {
+	if path == "" {
+		return nil, errors.New("empty path")
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	synchronous := "NORMAL"
+	if opts.SynchronousFull {
+		synchronous = "FULL"
+	}
+	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+
+	// Pragmas go into the DSN so that database/sql applies them to every connection it opens,
+	// including ones it re-opens later. journal_mode=WAL is persistent in the file; the writer
+	// sets it (first, before any reader connects), readers only inherit it.
+	wq := url.Values{}
+	wq.Add("_pragma", "busy_timeout("+busy+")")
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Add("_pragma", "synchronous("+synchronous+")")
+	wq.Add("_pragma", "foreign_keys(1)")
+	// The background checkpointer copies the WAL into the database file, so that a commit
+	// does not pay for it (half the cost of an admission). The writer checkpoints only when
+	// the WAL grows past walFallbackPages, which happens only if the background falls behind.
+	wq.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walFallbackPages)+")")
+	// A WAL that grew under load is truncated to this size once it has been checkpointed.
+	wq.Add("_pragma", "journal_size_limit("+strconv.Itoa(walSizeLimit)+")")
+	// Every write transaction takes the write lock at BEGIN, before its first read, so the
+	// state that Admit and Claim read cannot change before they commit. writeTx issues BEGIN
+	// IMMEDIATE itself; _txlock covers any database/sql transaction on the pool too.
+	wq.Set("_txlock", "immediate")
+	write, err := sql.Open("sqlite", dsn(abs, wq))
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	s := &Store{write: write, wlock: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.wconn, err = write.Conn(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.prepareTxControl(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+
+	cq := url.Values{}
+	cq.Add("_pragma", "busy_timeout("+busy+")")
+	cq.Add("_pragma", "synchronous("+synchronous+")")
+	if s.ckpt, err = startCheckpointer(dsn(abs, cq)); err != nil {
+		return nil, err
+	}
+
+	rq := url.Values{}
+	rq.Add("_pragma", "busy_timeout("+busy+")")
+	rq.Add("_pragma", "foreign_keys(1)")
+	// query_only protects against a write slipping into the read pool, where it would bypass
+	// the single-writer serialisation.
+	rq.Add("_pragma", "query_only(1)")
+	if s.read, err = sql.Open("sqlite", dsn(abs, rq)); err != nil {
+		return nil, err
+	}
+	s.read.SetMaxOpenConns(opts.ReadConns)
+	s.read.SetMaxIdleConns(opts.ReadConns)
+	s.read.SetConnMaxLifetime(0)
+	s.read.SetConnMaxIdleTime(0)
+
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// dsn builds a file: URI, so that special characters in the path are escaped and the query
+// parameters reach the driver.
+func dsn(abs string, q url.Values) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Close waits for the write in progress, then closes the connections. It is idempotent:
+// later calls return the result of the first.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.wlock <- struct{}{}
+		s.closed = true
+		<-s.wlock
+
+		var errs []error
+		if s.ckpt != nil {
+			errs = append(errs, s.ckpt.stop())
+		}
+		for _, st := range s.statements() {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+		// Readers first: the last connection to close checkpoints the WAL into the main file.
+		if s.read != nil {
+			errs = append(errs, s.read.Close())
+		}
+		if s.wconn != nil {
+			errs = append(errs, s.wconn.Close())
+		}
+		errs = append(errs, s.write.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close sqlite store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// withWriter runs fn with the writer connection to itself. The statements of fn run with a
+// context that is never canceled: a write takes microseconds, while for a cancelable context
+// database/sql and the driver start a goroutine per statement to watch it, which costs more
+// than the statement. The caller's context still bounds the wait for the writer.
+func (s *Store) withWriter(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case s.wlock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.wlock }()
+	if s.closed {
+		return errClosed
+	}
+	if err := fn(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	s.ckpt.kick()
+	return nil
+}
+
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits when fn returns nil.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.withWriter(ctx, func(ctx context.Context) error {
+		if _, err := s.ws.begin.ExecContext(ctx); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		if err := fn(ctx); err != nil {
+			_, _ = s.ws.rollback.ExecContext(ctx)
+			return err
+		}
+		if _, err := s.ws.commit.ExecContext(ctx); err != nil {
+			_, _ = s.ws.rollback.ExecContext(ctx)
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) statements() []*sql.Stmt {
+	return []*sql.Stmt{
+		s.ws.begin, s.ws.commit, s.ws.rollback,
+		s.ws.countRunning, s.ws.queuedJobs, s.ws.insertJob, s.ws.insertTask, s.ws.replaceJob,
+		s.ws.skipTasks, s.ws.startJob, s.ws.jobStatus, s.ws.upsertTask, s.ws.markErrored,
+		s.ws.finishJob, s.ws.finishTasks, s.ws.cancelJob,
+		s.rs.jobByID, s.rs.jobSeq, s.rs.tasksOfJob,
+	}
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order. File names must start with the
+// version number followed by an underscore; versions must be 1, 2, 3, … without gaps.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			return nil, fmt.Errorf("migration %s: name must be <version>_<name>.sql", e.Name())
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d", m.name, m.version, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the migrations newer than the database's user_version, each in its own write
+// transaction together with the new user_version, so a crash never leaves a half-applied
+// version behind. A database written by a newer binary is refused rather than misread.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range ms {
+		if err := s.applyMigration(ctx, m, len(ms)); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, m migration, latest int) error {
+	return s.writeTx(ctx, func(ctx context.Context) error {
+		var current int
+		if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+			return err
+		}
+		if current > latest {
+			return fmt.Errorf("database schema version %d is newer than this binary supports (%d)", current, latest)
+		}
+		if current >= m.version {
+			return nil
+		}
+		if _, err := s.wconn.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		// PRAGMA takes no bound parameters; the version is an int from our own file names.
+		_, err := s.wconn.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(m.version))
+		return err
+	})
+}
+
+// definitionCache maps the JSON text of a definition snapshot to its decoded value. Jobs of one
+// pipeline version share the same snapshot text, and decoding it is by far the most expensive
+// part of reading a job, so a list of thousands of jobs decodes a handful of definitions. The
+// returned *pipeline.Definition values are shared between jobs: a Definition is immutable once
+// loaded (see pipeline.Definition).
+type definitionCache struct {
+	mu sync.Mutex
+	m  map[string]*pipeline.Definition
+}
+
+// maxCachedDefinitions bounds the cache; it is cleared when full, which is rare (one entry per
+// pipeline version still present in the database).
+const maxCachedDefinitions = 256
+
+func (c *definitionCache) get(text string) (*pipeline.Definition, error) {
+	c.mu.Lock()
+	d, ok := c.m[text]
+	c.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d = new(pipeline.Definition)
+	if err := unmarshalJSON(text, d); err != nil {
+		return nil, fmt.Errorf("decode definition: %w", err)
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedDefinitions {
+		c.m = make(map[string]*pipeline.Definition)
+	}
+	c.m[text] = d
+	c.mu.Unlock()
+	return d, nil
+}
+
+const (
+	// checkpointDelay lets commits accumulate, so that one checkpoint (and its fsync) covers
+	// many of them.
+	checkpointDelay = 100 * time.Millisecond
+	// walFallbackPages is the WAL size (pages) at which the writer checkpoints by itself.
+	walFallbackPages = 10000
+	// walSizeLimit is the size (bytes) a checkpointed WAL file is truncated to.
+	walSizeLimit = 64 << 20
+)
+
+// checkpointer runs PRAGMA wal_checkpoint(PASSIVE) on a connection of its own, shortly after
+// writes. A passive checkpoint neither waits for nor blocks readers and the writer. It also
+// bounds what a power loss can take with synchronous=NORMAL: the WAL is synced when it is
+// checkpointed.
+type checkpointer struct {
+	db      *sql.DB
+	kicks   chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func startCheckpointer(dsn string) (*checkpointer, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	c := &checkpointer{db: db, kicks: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	go c.run()
+	return c, nil
+}
+
+// kick tells the checkpointer that something was committed. It never blocks.
+func (c *checkpointer) kick() {
+	if c == nil {
+		return
+	}
+	select {
+	case c.kicks <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) run() {
+	defer close(c.stopped)
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.kicks:
+		}
+		select {
+		case <-c.done:
+			return
+		case <-time.After(checkpointDelay):
+		}
+		// A failed checkpoint is retried after the next commit; meanwhile the WAL keeps
+		// every change, and the writer checkpoints itself if it grows too far.
+		_, _ = c.db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	}
+}
+
+// stop ends the goroutine and closes the connection. The last connection that closes the
+// database checkpoints the WAL anyway.
+func (c *checkpointer) stop() error {
+	var err error
+	c.once.Do(func() {
+		close(c.done)
+		<-c.stopped
+		err = c.db.Close()
+	})
+	return err
+}

@@ -1,0 +1,171 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "prunner.db"))
+	if err != nil {
+		b.Fatalf("Open() error: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchDefinition(tasks int) *pipeline.Definition {
+	d := &pipeline.Definition{Name: "bench", Concurrency: 1 << 30, QueueStrategy: pipeline.QueueAppend,
+		Tasks: map[string]pipeline.TaskDefinition{}}
+	prev := ""
+	for i := range tasks {
+		name := "task" + strconv.Itoa(i)
+		td := pipeline.TaskDefinition{Name: name, Script: []string{"echo " + name}}
+		if prev != "" {
+			td.DependsOn = []string{prev}
+		}
+		d.Tasks[name] = td
+		prev = name
+	}
+	return d
+}
+
+func benchJob(d *pipeline.Definition, i int, now time.Time) *pipeline.Job {
+	return &pipeline.Job{
+		ID:         "job-" + strconv.Itoa(i),
+		Pipeline:   d.Name,
+		Created:    now,
+		Variables:  map[string]any{"branch": "main", "build": json.Number(strconv.Itoa(i))},
+		Definition: d,
+		Tasks:      pipeline.NewJobTasks(d),
+	}
+}
+
+// BenchmarkAdmit admits 1-task jobs that start at once (the common request). Every job goes to
+// a pipeline of its own, so each admission sees an idle pipeline while the database grows, as
+// in production, instead of one pipeline piling up thousands of running jobs.
+func BenchmarkAdmit(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(1)
+	d.Concurrency = 1
+	now := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		j := benchJob(d, i, now)
+		j.Pipeline = "bench-" + strconv.Itoa(i)
+		res, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now})
+		if err != nil || !res.Started {
+			b.Fatalf("Admit() = %+v, %v; want started", res, err)
+		}
+		i++
+	}
+}
+
+// BenchmarkUpdateTask rewrites a task record of a running job (a task starting or ending).
+func BenchmarkUpdateTask(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(3)
+	now := time.Now()
+	for i := range 100 {
+		if _, err := s.Admit(ctx, store.AdmitParams{Job: benchJob(d, i, now), Definition: d, Now: now}); err != nil {
+			b.Fatalf("Admit() error: %v", err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		t := pipeline.Task{Name: "task1", DependsOn: []string{"task0"}, Status: pipeline.TaskDone,
+			Start: &now, End: &now, ExitCode: i % 2}
+		if err := s.UpdateTask(ctx, "job-"+strconv.Itoa(i%100), t); err != nil {
+			b.Fatalf("UpdateTask() error: %v", err)
+		}
+		i++
+	}
+}
+
+// BenchmarkJobsList10000 lists 10,000 jobs of 3 tasks each, with their tasks.
+func BenchmarkJobsList10000(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(3)
+	now := time.Now()
+	const n = 10000
+	for i := range n {
+		j := benchJob(d, i, now)
+		// Spread over pipelines: admission counts the running jobs of one pipeline.
+		j.Pipeline = "bench-" + strconv.Itoa(i%100)
+		if _, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now}); err != nil {
+			b.Fatalf("Admit() error: %v", err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		jobs, err := s.Jobs(ctx, store.JobQuery{})
+		if err != nil {
+			b.Fatalf("Jobs() error: %v", err)
+		}
+		if len(jobs) != n || len(jobs[0].Tasks) != 3 {
+			b.Fatalf("Jobs() returned %d jobs, %d tasks each; want %d, 3", len(jobs), len(jobs[0].Tasks), n)
+		}
+	}
+}
+
+// BenchmarkJobsPage lists a page of 50 jobs of one pipeline among 10,000 (the dashboard).
+func BenchmarkJobsPage(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(3)
+	other := benchDefinition(3)
+	other.Name = "other"
+	now := time.Now()
+	for i := range 10000 {
+		def := d
+		if i%10 != 0 {
+			def = other
+		}
+		if _, err := s.Admit(ctx, store.AdmitParams{Job: benchJob(def, i, now), Definition: def, Now: now}); err != nil {
+			b.Fatalf("Admit() error: %v", err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		jobs, err := s.Jobs(ctx, store.JobQuery{Pipeline: "bench", Limit: 50})
+		if err != nil || len(jobs) != 50 {
+			b.Fatalf("Jobs() = %d jobs, %v", len(jobs), err)
+		}
+	}
+}
+
+// BenchmarkJob reads one job with its tasks by ID (the API's job detail, polled by clients).
+func BenchmarkJob(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(3)
+	now := time.Now()
+	for i := range 1000 {
+		j := benchJob(d, i, now)
+		j.Pipeline = "bench-" + strconv.Itoa(i%100)
+		if _, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now}); err != nil {
+			b.Fatalf("Admit() error: %v", err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		j, err := s.Job(ctx, "job-"+strconv.Itoa(i%1000))
+		if err != nil || len(j.Tasks) != 3 {
+			b.Fatalf("Job() = %v, %v", j, err)
+		}
+		i++
+	}
+}

@@ -1,0 +1,156 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// sqlList renders persisted status tokens as an SQL list literal. The tokens are constants of
+// the pipeline package, never user input.
+func sqlList[T ~string](values ...T) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = "'" + string(v) + "'"
+	}
+	return "(" + strings.Join(quoted, ", ") + ")"
+}
+
+var (
+	// finalJobStatuses are the statuses of finished jobs (the ones retention may delete).
+	finalJobStatuses = sqlList(pipeline.JobSucceeded, pipeline.JobFailed, pipeline.JobCanceled, pipeline.JobReplaced)
+	// openTaskStatuses are the statuses of tasks that have not ended.
+	openTaskStatuses = sqlList(pipeline.TaskWaiting, pipeline.TaskRunning)
+)
+
+// jobColumns is the column list that scanJob reads, in its order.
+const jobColumns = `seq, id, pipeline, status, variables, user_name, queue_partition, created_at,
+	start_after, started_at, ended_at, last_error, errored, replaced_by, definition`
+
+// taskColumns is the column list that taskRow reads, in its order.
+const taskColumns = `job_seq, name, depends_on, status, started_at, ended_at, exit_code, errored, error,
+	attempt, attempts`
+
+// writeStmts are prepared once on the writer connection (Store.wconn).
+type writeStmts struct {
+	begin    *sql.Stmt
+	commit   *sql.Stmt
+	rollback *sql.Stmt
+
+	countRunning *sql.Stmt
+	queuedJobs   *sql.Stmt
+	insertJob    *sql.Stmt
+	insertTask   *sql.Stmt
+	replaceJob   *sql.Stmt
+	skipTasks    *sql.Stmt
+	startJob     *sql.Stmt
+	jobStatus    *sql.Stmt
+	upsertTask   *sql.Stmt
+	markErrored  *sql.Stmt
+	finishJob    *sql.Stmt
+	finishTasks  *sql.Stmt
+	cancelJob    *sql.Stmt
+}
+
+// readStmts are prepared on the read pool (database/sql prepares them once per connection).
+type readStmts struct {
+	jobByID    *sql.Stmt
+	jobSeq     *sql.Stmt
+	tasksOfJob *sql.Stmt
+}
+
+// prepareTxControl prepares the statements of writeTx, which the migrations already need.
+func (s *Store) prepareTxControl(ctx context.Context) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.ws.begin, "BEGIN IMMEDIATE"},
+		{&s.ws.commit, "COMMIT"},
+		{&s.ws.rollback, "ROLLBACK"},
+	} {
+		st, err := s.wconn.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// prepare prepares the statements of the hot paths, once the schema exists.
+func (s *Store) prepare(ctx context.Context) error {
+	w := []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		// Two equality lookups rather than one "status IN (running, queued)" query: with the
+		// IN list the planner walks every job of the pipeline, finished ones included. The
+		// count reads the covering index only.
+		{&s.ws.countRunning, `SELECT count(*) FROM jobs WHERE pipeline = ? AND status = '` + string(pipeline.JobRunning) + `'`},
+		{&s.ws.queuedJobs, `SELECT seq, id, queue_partition, start_after FROM jobs
+			WHERE pipeline = ? AND status = '` + string(pipeline.JobQueued) + `' ORDER BY seq`},
+		{&s.ws.insertJob, `INSERT INTO jobs (id, pipeline, status, variables, user_name, queue_partition,
+			created_at, start_after, started_at, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.ws.insertTask, `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,
+			ended_at, exit_code, errored, error, attempt, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.ws.replaceJob, `UPDATE jobs SET status = '` + string(pipeline.JobReplaced) + `', ended_at = ?, replaced_by = ?
+			WHERE id = ? AND pipeline = ? AND status = '` + string(pipeline.JobQueued) + `' RETURNING seq`},
+		{&s.ws.skipTasks, `UPDATE tasks SET status = '` + string(pipeline.TaskSkipped) + `'
+			WHERE job_seq = ? AND status IN ` + openTaskStatuses},
+		{&s.ws.startJob, `UPDATE jobs SET status = '` + string(pipeline.JobRunning) + `', started_at = ? WHERE seq = ?`},
+		{&s.ws.jobStatus, `SELECT seq, status FROM jobs WHERE id = ?`},
+		// Insert at the next position when the job has no task of that name (the on_error
+		// task), else overwrite the record in place. No row is written when the job does not
+		// exist, which the caller reads from RowsAffected.
+		{&s.ws.upsertTask, `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,
+				ended_at, exit_code, errored, error, attempt, attempts)
+			SELECT j.seq, COALESCE((SELECT max(t.position) + 1 FROM tasks t WHERE t.job_seq = j.seq), 0),
+				?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+			FROM jobs j WHERE j.id = ?1
+			ON CONFLICT (job_seq, name) DO UPDATE SET depends_on = excluded.depends_on,
+				status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
+				exit_code = excluded.exit_code, errored = excluded.errored, error = excluded.error,
+				attempt = excluded.attempt, attempts = excluded.attempts`},
+		{&s.ws.markErrored, `UPDATE jobs SET errored = 1 WHERE id = ?`},
+		{&s.ws.finishJob, `UPDATE jobs SET status = ?1, ended_at = ?2, last_error = ?3, errored = errored OR ?4
+			WHERE seq = ?5`},
+		// Tasks that were running get the end time of the job; waiting ones never started.
+		{&s.ws.finishTasks, `UPDATE tasks SET
+				status = CASE status WHEN '` + string(pipeline.TaskRunning) + `' THEN ?1 ELSE ?2 END,
+				ended_at = CASE status WHEN '` + string(pipeline.TaskRunning) + `' THEN COALESCE(ended_at, ?3) ELSE ended_at END
+			WHERE job_seq = ?4 AND status IN ` + openTaskStatuses},
+		{&s.ws.cancelJob, `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = ? WHERE seq = ?`},
+	}
+	for _, p := range w {
+		st, err := s.wconn.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", firstLine(p.query), err)
+		}
+		*p.dst = st
+	}
+	r := []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.rs.jobByID, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
+		{&s.rs.jobSeq, `SELECT seq FROM jobs WHERE id = ?`},
+		{&s.rs.tasksOfJob, `SELECT ` + taskColumns + ` FROM tasks WHERE job_seq = ? ORDER BY position`},
+	}
+	for _, p := range r {
+		st, err := s.read.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", firstLine(p.query), err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,381 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// activeState is the admission state of one pipeline as read inside a write transaction, with
+// the seq of every waiting job (same order as state.Waiting).
+type activeState struct {
+	state pipeline.AdmissionState
+	seqs  []int64
+}
+
+// readActive reads the admission state of a pipeline inside a write transaction.
+func (s *Store) readActive(ctx context.Context, pipelineName string) (activeState, error) {
+	var a activeState
+	if err := s.ws.countRunning.QueryRowContext(ctx, pipelineName).Scan(&a.state.Running); err != nil {
+		return activeState{}, err
+	}
+	rows, err := s.ws.queuedJobs.QueryContext(ctx, pipelineName)
+	if err != nil {
+		return activeState{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			seq        int64
+			w          pipeline.WaitingJob
+			startAfter intCol
+		)
+		if err := rows.Scan(&seq, &w.ID, &w.Partition, &startAfter); err != nil {
+			return activeState{}, err
+		}
+		w.StartAfter = timeOf(startAfter)
+		a.state.Waiting = append(a.state.Waiting, w)
+		a.seqs = append(a.seqs, seq)
+	}
+	return a, rows.Err()
+}
+
+// Admit implements store.Store.
+func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResult, error) {
+	if p.Job == nil || p.Definition == nil {
+		return store.AdmitResult{}, errors.New("admit job: job and definition are required")
+	}
+	j := p.Job
+	// Encode before the transaction: the single writer should hold its lock for as short a
+	// time as possible.
+	vars, err := encodeVariables(j.Variables)
+	if err != nil {
+		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", j.ID, err)
+	}
+	def, err := encodeDefinition(j.Definition)
+	if err != nil {
+		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", j.ID, err)
+	}
+	tasks := make([]encodedTask, len(j.Tasks))
+	for i, t := range j.Tasks {
+		if tasks[i], err = encodeTask(t); err != nil {
+			return store.AdmitResult{}, fmt.Errorf("admit job %s: task %q: %w", j.ID, t.Name, err)
+		}
+	}
+
+	var res store.AdmitResult
+	err = s.writeTx(ctx, func(ctx context.Context) error {
+		active, err := s.readActive(ctx, j.Pipeline)
+		if err != nil {
+			return fmt.Errorf("read pipeline state: %w", err)
+		}
+		decision, err := p.Definition.Admit(active.state, j.QueuePartition)
+		if err != nil {
+			// The rejection is a domain error (ErrQueueFull, ErrNoQueue) that already names
+			// the pipeline; it is returned as is so the API can show its message.
+			return errRejected{err}
+		}
+		if len(decision.Replace) > 0 {
+			for _, id := range decision.Replace {
+				var seq int64
+				if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seq); err != nil {
+					return fmt.Errorf("replace job %s: %w", id, err)
+				}
+				if _, err := s.ws.skipTasks.ExecContext(ctx, seq); err != nil {
+					return fmt.Errorf("replace job %s: skip tasks: %w", id, err)
+				}
+			}
+			res.Replaced = slices.Clone(decision.Replace)
+		}
+		status, start := pipeline.JobQueued, any(nil)
+		if decision.Start {
+			status, start = pipeline.JobRunning, nanos(p.Now)
+		}
+		r, err := s.ws.insertJob.ExecContext(ctx,
+			j.ID, j.Pipeline, string(status), vars, j.User, j.QueuePartition,
+			nanos(j.Created), nanos(j.StartAfter), start, def)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		seq, err := r.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		if len(j.Tasks) > 0 {
+			for i, t := range j.Tasks {
+				if err := s.insertTask(ctx, seq, i, t, tasks[i]); err != nil {
+					return fmt.Errorf("insert task %q: %w", t.Name, err)
+				}
+			}
+		}
+		res.Started = decision.Start
+		return nil
+	})
+	if err != nil {
+		var rejected errRejected
+		if errors.As(err, &rejected) {
+			return store.AdmitResult{}, rejected.err
+		}
+		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", j.ID, err)
+	}
+	return res, nil
+}
+
+// insertTask inserts the record of a job's task at position pos, inside a write transaction.
+func (s *Store) insertTask(ctx context.Context, seq int64, pos int, t pipeline.Task, e encodedTask) error {
+	_, err := s.ws.insertTask.ExecContext(ctx, seq, pos, t.Name, e.deps, string(t.Status),
+		nanosPtr(t.Start), nanosPtr(t.End), t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts)
+	return err
+}
+
+// errRejected carries an admission rejection out of the transaction unwrapped.
+type errRejected struct{ err error }
+
+func (e errRejected) Error() string { return e.err.Error() }
+func (e errRejected) Unwrap() error { return e.err }
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
+	var res store.ClaimResult
+	err := s.writeTx(ctx, func(ctx context.Context) error {
+		active, err := s.readActive(ctx, p.Pipeline)
+		if err != nil {
+			return fmt.Errorf("read pipeline state: %w", err)
+		}
+		if len(active.state.Waiting) == 0 {
+			return nil
+		}
+		ids, next := pipeline.Claimable(active.state.Running, p.Concurrency, active.state.Waiting, p.Now)
+		res.NextStart = next
+		if len(ids) == 0 {
+			return nil
+		}
+		seqOf := make(map[string]int64, len(active.seqs))
+		for i, w := range active.state.Waiting {
+			seqOf[w.ID] = active.seqs[i]
+		}
+		seqs := make([]int64, 0, len(ids))
+		for _, id := range ids {
+			seq := seqOf[id]
+			if _, err := s.ws.startJob.ExecContext(ctx, nanos(p.Now), seq); err != nil {
+				return fmt.Errorf("start job %s: %w", id, err)
+			}
+			seqs = append(seqs, seq)
+		}
+		// Claimable keeps wait-list order, so seqs ascend; the jobs come back in that order.
+		res.Started, err = s.loadJobsBySeq(ctx, s.wconn, seqs)
+		return err
+	})
+	if err != nil {
+		return store.ClaimResult{}, fmt.Errorf("claim jobs of pipeline %s: %w", p.Pipeline, err)
+	}
+	return res, nil
+}
+
+// UpdateTask implements store.Store. It does not check the job's status: the runner owns the
+// order of its writes, and a late task record of a job that just ended is still true.
+func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) error {
+	e, err := encodeTask(t)
+	if err != nil {
+		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
+	}
+	args := []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End),
+		t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts}
+	upsert := func(ctx context.Context) error {
+		r, err := s.ws.upsertTask.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return pipeline.ErrJobNotFound
+		}
+		return nil
+	}
+	if !t.Errored {
+		// One statement is its own transaction: the common case needs no BEGIN/COMMIT.
+		err = s.withWriter(ctx, upsert)
+	} else {
+		err = s.writeTx(ctx, func(ctx context.Context) error {
+			if err := upsert(ctx); err != nil {
+				return err
+			}
+			_, err := s.ws.markErrored.ExecContext(ctx, jobID)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
+	}
+	return nil
+}
+
+// lookupStatus reads the seq and status of a job inside a write transaction.
+func (s *Store) lookupStatus(ctx context.Context, jobID string) (int64, pipeline.JobStatus, error) {
+	var (
+		seq    int64
+		status string
+	)
+	err := s.ws.jobStatus.QueryRowContext(ctx, jobID).Scan(&seq, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", pipeline.ErrJobNotFound
+	}
+	return seq, pipeline.JobStatus(status), err
+}
+
+// FinishJob implements store.Store. A job that failed is also marked errored.
+func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
+	if !p.Status.Final() {
+		return fmt.Errorf("finish job %s: status %q is not final", p.JobID, p.Status)
+	}
+	pending, running := p.PendingTasks, p.RunningTasks
+	if pending == "" {
+		pending = pipeline.TaskSkipped
+	}
+	if running == "" {
+		running = pipeline.TaskCanceled
+	}
+	err := s.writeTx(ctx, func(ctx context.Context) error {
+		seq, status, err := s.lookupStatus(ctx, p.JobID)
+		if err != nil {
+			return err
+		}
+		if status.Final() {
+			return fmt.Errorf("%w (status %s)", pipeline.ErrJobFinished, status)
+		}
+		end := nanos(p.End)
+		if _, err := s.ws.finishJob.ExecContext(ctx,
+			string(p.Status), end, p.LastError, p.Status == pipeline.JobFailed, seq); err != nil {
+			return err
+		}
+		_, err = s.ws.finishTasks.ExecContext(ctx, string(running), string(pending), end, seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", p.JobID, err)
+	}
+	return nil
+}
+
+// CancelQueued implements store.Store.
+func (s *Store) CancelQueued(ctx context.Context, jobID string, now time.Time) (pipeline.JobStatus, error) {
+	var before pipeline.JobStatus
+	err := s.writeTx(ctx, func(ctx context.Context) error {
+		seq, status, err := s.lookupStatus(ctx, jobID)
+		if err != nil {
+			return err
+		}
+		before = status
+		if status != pipeline.JobQueued {
+			return nil
+		}
+		if _, err := s.ws.cancelJob.ExecContext(ctx, nanos(now), seq); err != nil {
+			return err
+		}
+		_, err = s.ws.skipTasks.ExecContext(ctx, seq)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("cancel queued job %s: %w", jobID, err)
+	}
+	return before, nil
+}
+
+// RecoverRunning implements store.Store. The jobs end failed and errored; their running tasks
+// end as errors with the reason, their waiting tasks skipped.
+func (s *Store) RecoverRunning(ctx context.Context, reason string, now time.Time) ([]string, error) {
+	var ids []string
+	err := s.writeTx(ctx, func(ctx context.Context) error {
+		// Tasks first: the job status still tells which jobs are concerned.
+		if _, err := s.wconn.ExecContext(ctx, `UPDATE tasks SET
+				status = CASE status WHEN ?1 THEN ?3 ELSE ?4 END,
+				errored = CASE status WHEN ?1 THEN 1 ELSE errored END,
+				error = CASE status WHEN ?1 THEN ?5 ELSE error END,
+				ended_at = CASE status WHEN ?1 THEN COALESCE(ended_at, ?6) ELSE ended_at END
+			WHERE status IN `+openTaskStatuses+`
+				AND job_seq IN (SELECT seq FROM jobs WHERE status = ?2)`,
+			string(pipeline.TaskRunning), string(pipeline.JobRunning), string(pipeline.TaskError),
+			string(pipeline.TaskSkipped), reason, nanos(now)); err != nil {
+			return fmt.Errorf("end tasks: %w", err)
+		}
+		var err error
+		ids, err = collectIDs(s.wconn.QueryContext(ctx, `UPDATE jobs
+			SET status = ?1, ended_at = ?2, last_error = ?3, errored = 1
+			WHERE status = ?4 RETURNING seq, id`,
+			string(pipeline.JobFailed), nanos(now), reason, string(pipeline.JobRunning)))
+		if err != nil {
+			return fmt.Errorf("end jobs: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recover running jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// DeleteFinished implements store.Store. "Newest" is creation order, as in Jobs.
+func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) ([]string, error) {
+	if p.EndedBefore.IsZero() && p.KeepNewest <= 0 {
+		return nil, nil
+	}
+	var ids []string
+	err := s.writeTx(ctx, func(ctx context.Context) error {
+		// The cut-off for KeepNewest is the seq of the first finished job beyond the newest N;
+		// it and every older finished job go. The tasks follow through ON DELETE CASCADE.
+		var err error
+		ids, err = collectIDs(s.wconn.QueryContext(ctx, `DELETE FROM jobs
+			WHERE pipeline = ?1 AND status IN `+finalJobStatuses+` AND (
+				(?2 IS NOT NULL AND ended_at < ?2)
+				OR (?3 > 0 AND seq <= (SELECT seq FROM jobs
+					WHERE pipeline = ?1 AND status IN `+finalJobStatuses+`
+					ORDER BY seq DESC LIMIT 1 OFFSET ?3)))
+			RETURNING seq, id`,
+			p.Pipeline, nanos(p.EndedBefore), max(p.KeepNewest, 0)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete finished jobs of pipeline %s: %w", p.Pipeline, err)
+	}
+	return ids, nil
+}
+
+// collectIDs reads the (seq, id) rows of a RETURNING clause, whose order SQLite does not
+// define, and returns the IDs in creation order.
+func collectIDs(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type row struct {
+		seq int64
+		id  string
+	}
+	var rs []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.id); err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rs, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.id
+	}
+	return ids, nil
+}
