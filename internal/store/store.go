@@ -92,6 +92,10 @@ type AdmitParams struct {
 	// Definition is the pipeline definition whose admission rules apply (the current one).
 	Definition *pipeline.Definition
 	Now        time.Time
+	// IdempotencyKey, when not empty, makes the request repeatable: if a stored job already has
+	// this key, nothing is admitted or stored and AdmitResult.Existing names that job. Keys are
+	// unique among stored jobs (of any pipeline).
+	IdempotencyKey string
 }
 
 // AdmitResult is what Store.Admit decided.
@@ -100,6 +104,10 @@ type AdmitResult struct {
 	Started bool
 	// Replaced lists the IDs of waiting jobs that ended as replaced.
 	Replaced []string
+	// ExistingID and ExistingPipeline name the job that already had the request's idempotency
+	// key; then nothing else in the result applies.
+	ExistingID       string
+	ExistingPipeline string
 }
 
 // ClaimParams are the inputs of Store.Claim.

@@ -72,6 +72,16 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 
 	var res store.AdmitResult
 	err = s.writeTx(ctx, func(ctx context.Context) error {
+		if p.IdempotencyKey != "" {
+			err := s.wconn.QueryRowContext(ctx, `SELECT id, pipeline FROM jobs WHERE idempotency_key = ?`, p.IdempotencyKey).
+				Scan(&res.ExistingID, &res.ExistingPipeline)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
+		}
 		active, err := s.readActive(ctx, j.Pipeline)
 		if err != nil {
 			return fmt.Errorf("read pipeline state: %w", err)
@@ -107,6 +117,11 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 		seq, err := r.LastInsertId()
 		if err != nil {
 			return fmt.Errorf("insert: %w", err)
+		}
+		if p.IdempotencyKey != "" {
+			if _, err := s.wconn.ExecContext(ctx, `UPDATE jobs SET idempotency_key = ? WHERE seq = ?`, p.IdempotencyKey, seq); err != nil {
+				return fmt.Errorf("store idempotency key: %w", err)
+			}
 		}
 		if len(j.Tasks) > 0 {
 			for i, t := range j.Tasks {

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AdmitReplaced", testAdmitReplaced},
 		{"AdmitDuplicateID", testAdmitDuplicateID},
 		{"AdmitConcurrent", testAdmitConcurrent},
+		{"AdmitIdempotencyKey", testAdmitIdempotencyKey},
 		{"ClaimFIFO", testClaimFIFO},
 		{"ClaimRespectsConcurrency", testClaimRespectsConcurrency},
 		{"ClaimStartDelay", testClaimStartDelay},
