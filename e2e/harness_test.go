@@ -282,6 +282,7 @@ func (s *server) doWithToken(method, path string, body any, token string) (int, 
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	validateAgainstOpenAPI(s.t, req, resp.StatusCode, resp.Header, data)
 	return resp.StatusCode, data
 }
 
@@ -330,6 +331,9 @@ type jobJSON struct {
 	LastError string         `json:"lastError"`
 	Variables map[string]any `json:"variables"`
 	User      string         `json:"user"`
+
+	Status         string `json:"status"`
+	QueuePartition string `json:"queuePartition"`
 }
 
 type taskJSON struct {

@@ -64,6 +64,7 @@ pipelines:
           - echo "{{ .greeting }} {{ .name | default "world" }} {{ .__jobID }}"
           - printf '%s\n' {{ shellquote .evil }}
       missing:
+        depends_on: [render]
         script:
           - echo {{ .nope }}
 `).start()
