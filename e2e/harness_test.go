@@ -55,9 +55,9 @@ type server struct {
 	extra   []string
 	env     []string
 
-	cmd    *exec.Cmd
-	output *syncBuffer
-	exited chan struct{}
+	cmd     *exec.Cmd
+	output  *syncBuffer
+	exited  chan struct{}
 	exitErr error
 }
 
