@@ -463,3 +463,69 @@ pipelines:
 		}
 	}
 }
+
+// Item 1: kill -9 with 4 jobs running and 50 queued: after the restart the queued jobs run in
+// order, the running ones are finished as errored with a clear reason, and none of their
+// processes is alive.
+func TestReliabilityKill9WithRunningAndQueuedJobs(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, `
+pipelines:
+  work:
+    concurrency: 4
+    tasks:
+      t:
+        script:
+          - echo "$PRUNNER_JOB_ID" >> started.txt
+          - sleep {{ .sleep }}
+`).start()
+	var running, queued []string
+	for i := 0; i < 4; i++ {
+		running = append(running, s.schedule("work", map[string]any{"sleep": "300"}))
+	}
+	for i := 0; i < 50; i++ {
+		queued = append(queued, s.schedule("work", map[string]any{"sleep": "0.01"}))
+	}
+	for _, id := range running {
+		s.waitJob(id, 10*time.Second, "running", func(j jobJSON) bool { return j.task("t").Status == "running" })
+	}
+	s.kill9()
+	if n := processesOfJobs(running); n == 0 {
+		t.Fatalf("the running jobs' processes died with the server; the test needs orphans")
+	}
+	if err := os.Remove(filepath.Join(s.dir, "started.txt")); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	for _, id := range running {
+		j := s.job(id)
+		if j.End == nil || !j.Completed || !j.Errored || !strings.Contains(j.LastError, "server stopped") {
+			t.Errorf("crashed job %s = %+v", id, j)
+		}
+	}
+	eventually(t, 30*time.Second, "queued jobs to finish", func() bool {
+		return len(s.page("/jobs?status=queued,running&limit=10").Jobs) == 0
+	})
+	for _, id := range queued {
+		if j := s.job(id); !j.Completed || j.Errored {
+			t.Errorf("queued job %s after restart = %+v", id, j)
+		}
+	}
+	// They started in the order they were accepted (concurrency 4 lets neighbours overlap, so
+	// compare the start order in windows of 4).
+	data, _ := os.ReadFile(filepath.Join(s.dir, "started.txt"))
+	started := strings.Fields(string(data))
+	if len(started) != 50 {
+		t.Fatalf("%d queued jobs started, want 50", len(started))
+	}
+	pos := map[string]int{}
+	for i, id := range queued {
+		pos[id] = i
+	}
+	for i, id := range started {
+		if d := pos[id] - i; d > 4 || d < -4 {
+			t.Errorf("job #%d of the wait list started as #%d", pos[id], i)
+		}
+	}
+	eventually(t, 5*time.Second, "orphans to be killed", func() bool { return processesOfJobs(running) == 0 })
+}
