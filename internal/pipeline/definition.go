@@ -42,6 +42,11 @@ type Definition struct {
 	RetentionPeriod time.Duration `json:"retentionPeriod,omitempty"`
 	RetentionCount  int           `json:"retentionCount,omitempty"`
 
+	// Timeout bounds the run of a whole job (from its start to the end of its last task, the
+	// on_error handler excluded); 0 means no limit. When it elapses the running tasks are
+	// killed and the job fails.
+	Timeout time.Duration `json:"timeout,omitempty"`
+
 	Env map[string]string `json:"env,omitempty"`
 	// Tasks by name.
 	Tasks map[string]TaskDefinition `json:"tasks"`
@@ -56,6 +61,11 @@ type TaskDefinition struct {
 	DependsOn    []string          `json:"dependsOn,omitempty"`
 	AllowFailure bool              `json:"allowFailure,omitempty"`
 	Env          map[string]string `json:"env,omitempty"`
+	// Timeout bounds each attempt of the task; 0 means no limit. When it elapses the task's
+	// process groups are killed and the attempt fails.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Retry is nil when a failed task is not run again.
+	Retry *RetryPolicy `json:"retry,omitempty"`
 }
 
 // Set is the loaded collection of pipeline definitions, keyed by name.

@@ -12,4 +12,10 @@ var (
 	ErrTaskNotFound    = errors.New("task not found")
 	ErrJobFinished     = errors.New("job already finished")
 	ErrShuttingDown    = errors.New("server is shutting down")
+	// ErrIdempotencyConflict: the idempotency key of a schedule request belongs to a job of
+	// another pipeline.
+	ErrIdempotencyConflict = errors.New("idempotency key already used")
 )
+
+// ErrAttemptNotFound is returned for an attempt number a task has not reached.
+var ErrAttemptNotFound = errors.New("attempt not found")

@@ -112,6 +112,23 @@ type Task struct {
 	Errored   bool
 	// Error is the task's error message ("exit status 42", a template error, …); empty when none.
 	Error string
+	// Attempt is the number of the task's current or last attempt (1-based; a task with a
+	// retry policy runs again after a failure). Start is the start of the first attempt; End,
+	// ExitCode, Errored and Error describe the last one.
+	Attempt int
+	// Attempts holds the finished attempts before the current or last one, oldest first (empty
+	// unless the task was retried).
+	Attempts []TaskAttempt
+}
+
+// TaskAttempt is one finished attempt of a task that was retried. It is persisted as JSON with
+// the task: never rename the tags.
+type TaskAttempt struct {
+	Number   int       `json:"number"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	ExitCode int       `json:"exitCode"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // NewJobTasks returns the initial task records of a job of definition d: every task waiting, in
@@ -125,6 +142,7 @@ func NewJobTasks(d *Definition) []Task {
 			Name:      name,
 			DependsOn: append([]string(nil), def.DependsOn...),
 			Status:    TaskWaiting,
+			Attempt:   1,
 		})
 	}
 	return tasks
@@ -138,3 +156,25 @@ const (
 	Stdout LogStream = "stdout"
 	Stderr LogStream = "stderr"
 )
+
+// LogChunk is a piece of one output stream of a task.
+type LogChunk struct {
+	Stream LogStream
+	// Offset is the byte offset of Data[0] within the stream (its file).
+	Offset int64
+	Data   []byte
+}
+
+// WaitInfo tells where and why a job that has not started waits.
+type WaitInfo struct {
+	// Position on the pipeline's wait list, 1-based, and the length of the list.
+	Position int
+	Of       int
+	// Partition is the job's queue partition ("" when none).
+	Partition string
+	// Reason is a sentence for people, e.g. "concurrency 1/1 reached" or
+	// "start_delay until 2026-11-28T01:20:21Z".
+	Reason string
+	// StartAfter is the end of the job's start delay (zero when none).
+	StartAfter time.Time
+}

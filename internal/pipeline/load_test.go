@@ -254,7 +254,7 @@ func TestParseErrors(t *testing.T) {
 				`pipelines.yml:16: pipeline "release": task "e": env must be a mapping of variable names to values, got a list`,
 				`pipelines.yml:18: pipeline "release": task "f": env A must be a string, got a mapping`,
 				`pipelines.yml:20: pipeline "release": task "g": allow_failure must be true or false, got "2"`,
-				`pipelines.yml:21: pipeline "release": task "h" must be a mapping with script, depends_on, allow_failure and env, got a list`,
+				`pipelines.yml:21: pipeline "release": task "h" must be a mapping with script, depends_on, allow_failure, env, timeout and retry, got a list`,
 			},
 		},
 		{
@@ -268,7 +268,7 @@ func TestParseErrors(t *testing.T) {
 			wantErrs: []string{
 				`pipelines.yml:2: pipeline "release" must be a mapping of settings and tasks, got a list`,
 				`pipelines.yml:3: pipeline "deploy" must be a mapping of settings and tasks, got "5"`,
-				`pipelines.yml:5: pipeline "other": on_error must be a mapping with script and env, got a list`,
+				`pipelines.yml:5: pipeline "other": on_error must be a mapping with script, env and timeout, got a list`,
 			},
 		},
 		{

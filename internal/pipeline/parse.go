@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,10 +35,12 @@ var (
 	topLevelKeys = []string{"pipelines"}
 	pipelineKeys = []string{
 		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay",
-		"continue_running_tasks_after_failure", "retention_period", "retention_count", "env", "tasks", "on_error",
+		"continue_running_tasks_after_failure", "retention_period", "retention_count", "timeout", "env", "tasks",
+		"on_error",
 	}
-	taskKeys    = []string{"script", "depends_on", "allow_failure", "env"}
-	onErrorKeys = []string{"script", "env"}
+	taskKeys    = []string{"script", "depends_on", "allow_failure", "env", "timeout", "retry"}
+	onErrorKeys = []string{"script", "env", "timeout"}
+	retryKeys   = []string{"attempts", "delay", "backoff", "max_delay"}
 )
 
 // maxAliasNodes bounds how many nodes YAML aliases may add to a document when they are expanded.
@@ -505,6 +508,8 @@ func (p *fileParser) parsePipeline(e entry) *parsedPipeline {
 			d.RetentionPeriod, ok = p.durationValue(v, where, s.name)
 		case "retention_count":
 			d.RetentionCount, ok = p.intValue(v, where, s.name)
+		case "timeout":
+			d.Timeout, ok = p.durationValue(v, where, s.name)
 		case "env":
 			d.Env = p.env(v, where, fmt.Sprintf("pipeline %q", name))
 		case "tasks":
@@ -555,7 +560,7 @@ func (p *fileParser) parseTask(e entry, pipelineName string) (TaskDefinition, in
 		return t, 0
 	}
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "%s must be a mapping with script, depends_on, allow_failure and env, got %s", where, describe(n))
+		p.errorf(n, "%s must be a mapping with script, depends_on, allow_failure, env, timeout and retry, got %s", where, describe(n))
 		return t, 0
 	}
 	dependsOnLine := 0
@@ -572,6 +577,10 @@ func (p *fileParser) parseTask(e entry, pipelineName string) (TaskDefinition, in
 			}
 		case "env":
 			t.Env = p.env(s.value, where, what)
+		case "timeout":
+			t.Timeout = p.timeout(s.value, where)
+		case "retry":
+			t.Retry = p.retry(s.value, where, what)
 		default:
 			p.unknownKey(s, "unknown key %q in task %q of pipeline %q", taskKeys, e.name, pipelineName)
 		}
@@ -583,7 +592,7 @@ func (p *fileParser) parseOnError(n *yaml.Node, pipelineName string) *TaskDefini
 	where := fmt.Sprintf("pipeline %q: on_error", pipelineName)
 	what := fmt.Sprintf("on_error of pipeline %q", pipelineName)
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "%s must be a mapping with script and env, got %s", where, describe(n))
+		p.errorf(n, "%s must be a mapping with script, env and timeout, got %s", where, describe(n))
 		return nil
 	}
 	t := &TaskDefinition{Name: OnErrorTaskName}
@@ -593,6 +602,8 @@ func (p *fileParser) parseOnError(n *yaml.Node, pipelineName string) *TaskDefini
 			t.Script = p.script(s.value, where)
 		case "env":
 			t.Env = p.env(s.value, where, what)
+		case "timeout":
+			t.Timeout = p.timeout(s.value, where)
 		default:
 			p.unknownKey(s, "unknown key %q in on_error of pipeline %q", onErrorKeys, pipelineName)
 		}
@@ -750,4 +761,111 @@ func (p *fileParser) durationValue(n *yaml.Node, where, key string) (time.Durati
 	}
 	p.errorf(n, "%s: %s must be a duration such as \"10s\", \"5m\" or \"48h\", got %s", where, key, describe(n))
 	return 0, false
+}
+
+func (p *fileParser) floatValue(n *yaml.Node, where, key string) (float64, bool) {
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&v) != nil {
+		p.errorf(n, "%s: %s must be a number, got %s", where, key, describe(n))
+		return 0, false
+	}
+	return v, true
+}
+
+// timeout reads the timeout of a task or of the on_error handler: a duration greater than 0
+// (0 when absent or invalid).
+func (p *fileParser) timeout(n *yaml.Node, where string) time.Duration {
+	if isNull(n) {
+		return 0
+	}
+	d, ok := p.durationValue(n, where, "timeout")
+	if !ok {
+		return 0
+	}
+	if d <= 0 {
+		p.errorf(n, "%s: timeout must be greater than 0", where)
+		return 0
+	}
+	return d
+}
+
+// retry reads a task's retry policy: {attempts: 3, delay: 1s, backoff: 2, max_delay: 1m}.
+func (p *fileParser) retry(n *yaml.Node, where, what string) *RetryPolicy {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		hint := ""
+		if n.Kind == yaml.ScalarNode {
+			hint = fmt.Sprintf(" (write retry: {attempts: %s})", n.Value)
+		}
+		p.errorf(n, "%s: retry must be a mapping with attempts, delay, backoff and max_delay, got %s%s", where, describe(n), hint)
+		return nil
+	}
+	r := &RetryPolicy{Attempts: 1, Backoff: 1}
+	where += ": retry"
+	var maxDelayKey *yaml.Node
+	hasAttempts := false
+	for _, s := range p.entries(n, "retry of "+what) {
+		v := s.value
+		known := false
+		for _, k := range retryKeys {
+			known = known || k == s.name
+		}
+		if !known {
+			p.unknownKey(s, "unknown key %q in retry of %s", retryKeys, what)
+			continue
+		}
+		if isNull(v) { // A setting without a value is treated as absent.
+			continue
+		}
+		switch s.name {
+		case "attempts":
+			hasAttempts = true
+			a, ok := p.intValue(v, where, s.name)
+			switch {
+			case !ok:
+			case a < 1:
+				p.errorf(v, "%s: attempts must be at least 1 (the first try included)", where)
+			case a > MaxRetryAttempts:
+				p.errorf(v, "%s: attempts must not be greater than %d", where, MaxRetryAttempts)
+			default:
+				r.Attempts = a
+			}
+		case "delay":
+			d, ok := p.durationValue(v, where, s.name)
+			switch {
+			case !ok:
+			case d < 0:
+				p.errorf(v, "%s: delay must not be negative", where)
+			default:
+				r.Delay = d
+			}
+		case "backoff":
+			b, ok := p.floatValue(v, where, s.name)
+			switch {
+			case !ok:
+			case b < 1 || math.IsNaN(b) || math.IsInf(b, 0):
+				p.errorf(v, "%s: backoff must be a number of at least 1, got %s", where, describe(v))
+			default:
+				r.Backoff = b
+			}
+		case "max_delay":
+			d, ok := p.durationValue(v, where, s.name)
+			switch {
+			case !ok:
+			case d <= 0:
+				p.errorf(v, "%s: max_delay must be greater than 0", where)
+			default:
+				r.MaxDelay, maxDelayKey = d, s.key
+			}
+		}
+	}
+	if r.MaxDelay > 0 && r.MaxDelay < r.Delay {
+		p.errorAt(lineOf(maxDelayKey), "%s: max_delay (%v) must not be less than delay (%v)", where, r.MaxDelay, r.Delay)
+	}
+	if !hasAttempts {
+		p.warnf(n, "%s: attempts is not set, so the task runs only once (write attempts: 3 for three tries)", where)
+	}
+	return r
 }

@@ -33,6 +33,9 @@ func (p *fileParser) validate(pp *parsedPipeline) {
 	if !pp.invalid["retention_count"] && d.RetentionCount < 0 {
 		errorf("retention_count", "retention_count must not be negative")
 	}
+	if _, set := pp.keys["timeout"]; set && !pp.invalid["timeout"] && d.Timeout <= 0 {
+		errorf("timeout", "timeout must be greater than 0")
+	}
 
 	_, hasQueueLimit := pp.keys["queue_limit"]
 	_, hasPartitionLimit := pp.keys["queue_partition_limit"]

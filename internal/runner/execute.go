@@ -27,40 +27,59 @@ type jobRun struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	// mu guards cause and the task records in job.Tasks (task goroutines write them).
+	// mu guards cause, finalizing and the task records in job.Tasks (task goroutines write
+	// them).
 	mu    sync.Mutex
 	cause error
+	// finalizing is set once the run has decided how the job ends; a cancel request after that
+	// has no effect on the outcome (see Runner.Cancel).
+	finalizing bool
+	// done is closed when the job's end is stored.
+	done chan struct{}
 }
 
 type taskResult struct {
 	name     string
 	exitCode int
 	err      error
-	end time.Time
+	end      time.Time
+	// attempt is the number of the attempt the result is of; attempts holds the failed
+	// attempts before it.
+	attempt  int
+	attempts []pipeline.TaskAttempt
 }
 
 func newJobRun(r *Runner, job *pipeline.Job) *jobRun {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &jobRun{r: r, job: job, def: job.Definition, ctx: ctx, cancel: cancel}
+	return &jobRun{r: r, job: job, def: job.Definition, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
-// requestCancel stops the job with cause; the first cause wins.
-func (jr *jobRun) requestCancel(cause error) {
+// requestCancel stops the job with cause; the first cause wins. It reports false when the job
+// had already decided how it ends: the request came too late to change the outcome.
+func (jr *jobRun) requestCancel(cause error) bool {
 	jr.mu.Lock()
+	if jr.finalizing {
+		jr.mu.Unlock()
+		return false
+	}
 	if jr.cause == nil {
 		jr.cause = cause
 	}
 	jr.mu.Unlock()
 	jr.cancel(cause)
+	return true
 }
 
-func (jr *jobRun) canceledBy() error {
+// finalize marks the decision point of the job's outcome and returns the cancel cause, if any.
+func (jr *jobRun) finalize() error {
 	jr.mu.Lock()
 	defer jr.mu.Unlock()
+	jr.finalizing = true
 	return jr.cause
 }
 
 func (jr *jobRun) run() {
+	defer close(jr.done)
 	log := jr.r.log.With("job_id", jr.job.ID, "pipeline", jr.job.Pipeline)
 	started := time.Now()
 	data := script.PrepareData(jr.job.Variables, jr.job.ID, nil)
@@ -80,8 +99,11 @@ func (jr *jobRun) run() {
 	runningTasks := 0
 	var firstFailure *pipeline.Task
 	failed := false
-	// taskCtx is canceled on fail-fast; the job's ctx on a cancel request or SIGTERM.
-	taskCtx, failFast := context.WithCancelCause(jr.ctx)
+	// taskCtx is canceled on fail-fast; jobCtx when the pipeline's timeout elapses; the job's
+	// ctx on a cancel request or SIGTERM.
+	jobCtx, stopJobTimer := withTimeout(jr.ctx, "job", jr.def.Timeout)
+	defer stopJobTimer()
+	taskCtx, failFast := context.WithCancelCause(jobCtx)
 	defer failFast(nil)
 
 	start := func(name string) {
@@ -141,23 +163,41 @@ func (jr *jobRun) run() {
 		startReady()
 	}
 
-	cause := jr.canceledBy()
+	cause := jr.finalize()
+	timeout := timedOut(jobCtx)
+	if timeout != nil && !failed {
+		// The timer may fire just as the last task ends: then the job did all its work.
+		unfinished := false
+		for _, st := range status {
+			unfinished = unfinished || st == pipeline.TaskWaiting
+		}
+		if !unfinished {
+			timeout = nil
+		}
+	}
 	final := pipeline.JobSucceeded
 	lastError := ""
 	switch {
 	case cause != nil:
 		final = pipeline.JobCanceled
 		lastError = cause.Error()
+	case timeout != nil:
+		final = pipeline.JobFailed
+		lastError = timeout.Error()
 	case failed:
 		final = pipeline.JobFailed
 		lastError = firstFailure.Error
 	}
 
-	if failed && cause == nil && jr.def.OnError != nil {
+	if (failed || timeout != nil) && cause == nil && jr.def.OnError != nil {
+		if firstFailure == nil {
+			// The job timed out between two tasks: no task failed by itself.
+			firstFailure = &pipeline.Task{ExitCode: -1, Error: lastError}
+		}
 		jr.runOnError(data, firstFailure)
 	}
 
-	err := jr.r.st.FinishJob(context.Background(), store.FinishParams{
+	jr.persistEnd(store.FinishParams{
 		JobID:        jr.job.ID,
 		Status:       final,
 		End:          jr.r.now(),
@@ -165,16 +205,14 @@ func (jr *jobRun) run() {
 		PendingTasks: pipeline.TaskSkipped,
 		RunningTasks: pipeline.TaskCanceled,
 	})
-	if err != nil {
-		log.Error("finish job", "error", err)
-	}
+	jr.r.cfg.Observer.JobFinished(jr.job.Pipeline, final, time.Since(started))
 	log.Info("job finished", "status", final, "duration_ms", time.Since(started).Milliseconds(), "last_error", lastError)
 }
 
 // runOnError runs the pipeline's on_error task with the failed task's details.
 func (jr *jobRun) runOnError(data map[string]any, failed *pipeline.Task) {
-	stdoutPath, _ := jr.r.logPath(jr.job.ID, failed.Name, pipeline.Stdout)
-	stderrPath, _ := jr.r.logPath(jr.job.ID, failed.Name, pipeline.Stderr)
+	stdoutPath, _ := jr.r.logPath(jr.job.ID, failed.Name, failed.Attempt, pipeline.Stdout)
+	stderrPath, _ := jr.r.logPath(jr.job.ID, failed.Name, failed.Attempt, pipeline.Stderr)
 	extra := maps.Clone(data)
 	extra["failedTaskName"] = failed.Name
 	extra["failedTaskExitCode"] = failed.ExitCode
@@ -194,50 +232,85 @@ func (jr *jobRun) taskDef(name string, override *pipeline.TaskDefinition) pipeli
 }
 
 // runTask renders and runs one task and returns its result; the task record is written as
-// running first.
+// running first. Each attempt has its own output files and its own timeout (the task's
+// timeout: its process groups are killed when it elapses). A task with a retry policy runs
+// again after a failed attempt, after the policy's delay, unless ctx ended (cancel request,
+// fail-fast, job timeout): then the last attempt's result stands.
 func (jr *jobRun) runTask(ctx context.Context, name string, data map[string]any, override *pipeline.TaskDefinition) taskResult {
 	def := jr.taskDef(name, override)
 	now := jr.r.now()
-	jr.writeTask(pipeline.Task{Name: name, DependsOn: def.DependsOn, Status: pipeline.TaskRunning, Start: &now})
+	jr.writeTask(pipeline.Task{Name: name, DependsOn: def.DependsOn, Status: pipeline.TaskRunning, Start: &now, Attempt: 1})
 
 	lines := make([]string, len(def.Script))
 	for i, line := range def.Script {
 		rendered, err := script.Render(line, data)
 		if err != nil {
-			return taskResult{name: name, exitCode: -1, err: err, end: jr.r.now()}
+			// Not retried: the same data renders the same error.
+			return taskResult{name: name, exitCode: -1, err: err, end: jr.r.now(), attempt: 1}
 		}
 		lines[i] = rendered
 	}
-	stdoutPath, err := jr.r.logPath(jr.job.ID, name, pipeline.Stdout)
-	if err != nil {
-		return taskResult{name: name, exitCode: -1, err: err, end: jr.r.now()}
-	}
-	stderrPath, _ := jr.r.logPath(jr.job.ID, name, pipeline.Stderr)
-	stdout := &logWriter{path: stdoutPath}
-	stderr := &logWriter{path: stderrPath}
-
-	code, runErr := script.Run(ctx, script.Task{
-		Lines:        lines,
-		Env:          jr.r.taskEnv(jr.def, def, name, jr.job.ID),
-		Dir:          jr.r.cfg.WorkDir,
-		Stdout:       stdout,
-		Stderr:       stderr,
-		AllowFailure: def.AllowFailure,
-		KillGrace:    jr.r.cfg.KillGrace,
-	})
-	outErr := errors.Join(stdout.Close(), stderr.Close())
-	if runErr == nil && outErr != nil {
-		runErr = fmt.Errorf("task output: %w", outErr)
-		if code == 0 {
-			code = -1
+	var attempts []pipeline.TaskAttempt
+	for attempt := 1; ; attempt++ {
+		attemptStart := now
+		if attempt > 1 {
+			attemptStart = jr.r.now()
 		}
+		stdoutPath, err := jr.r.logPath(jr.job.ID, name, attempt, pipeline.Stdout)
+		if err != nil {
+			return taskResult{name: name, exitCode: -1, err: err, end: jr.r.now(), attempt: attempt, attempts: attempts}
+		}
+		stderrPath, _ := jr.r.logPath(jr.job.ID, name, attempt, pipeline.Stderr)
+		stdout, stderr := newTaskOutput(stdoutPath, stderrPath)
+		stdout.onNoSpace, stderr.onNoSpace = jr.r.diskFull, jr.r.diskFull
+
+		attemptCtx, stopTimer := withTimeout(ctx, "task", def.Timeout)
+		code, runErr := script.Run(attemptCtx, script.Task{
+			Lines:        lines,
+			Env:          jr.r.taskEnv(jr.def, def, name, jr.job.ID),
+			Dir:          jr.r.cfg.WorkDir,
+			Stdout:       stdout,
+			Stderr:       stderr,
+			AllowFailure: def.AllowFailure,
+			KillGrace:    jr.r.cfg.KillGrace,
+		})
+		if te := timedOut(attemptCtx); runErr != nil && te != nil {
+			// Killed by the task's or the job's timeout: say so instead of "script canceled".
+			code, runErr = -1, te
+		}
+		stopTimer()
+		outErr := errors.Join(stdout.Close(), stderr.Close())
+		if runErr == nil && outErr != nil {
+			runErr = fmt.Errorf("task output: %w", outErr)
+			if code == 0 {
+				code = -1
+			}
+		}
+		res := taskResult{name: name, exitCode: code, err: runErr, end: jr.r.now(), attempt: attempt, attempts: attempts}
+		if runErr == nil || attempt >= def.Retry.MaxAttempts() || !retryable(ctx, runErr) {
+			return res
+		}
+
+		delay := def.Retry.DelayAfter(attempt)
+		jr.r.log.Warn("task attempt failed, retrying", "job_id", jr.job.ID, "task", name, "attempt", attempt,
+			"max_attempts", def.Retry.MaxAttempts(), "exit_code", code, "error", runErr, "delay_ms", delay.Milliseconds())
+		next := append(attempts[:len(attempts):len(attempts)], pipeline.TaskAttempt{
+			Number: attempt, Start: attemptStart, End: res.end, ExitCode: code, Error: runErr.Error(),
+		})
+		// The record shows the failed attempt at once and the next one as current while the
+		// task waits for it.
+		jr.writeTask(pipeline.Task{Name: name, Status: pipeline.TaskRunning, Attempt: attempt + 1, Attempts: next})
+		if !waitRetry(ctx, delay) {
+			return res
+		}
+		attempts = next
 	}
-	return taskResult{name: name, exitCode: code, err: runErr, end: jr.r.now()}
 }
 
 // finishTask writes the final record of a task and returns it.
 func (jr *jobRun) finishTask(res taskResult) pipeline.Task {
-	rec := pipeline.Task{Name: res.name, Status: pipeline.TaskDone, ExitCode: res.exitCode, End: &res.end}
+	rec := pipeline.Task{Name: res.name, Status: pipeline.TaskDone, ExitCode: res.exitCode, End: &res.end,
+		Attempt: res.attempt, Attempts: res.attempts}
 	if res.err != nil {
 		rec.Error = res.err.Error()
 		rec.Status = pipeline.TaskError
@@ -250,6 +323,15 @@ func (jr *jobRun) finishTask(res taskResult) pipeline.Task {
 		}
 	}
 	jr.writeTask(rec)
+	jr.mu.Lock()
+	var start *time.Time
+	if t := jr.job.Task(res.name); t != nil {
+		start = t.Start
+	}
+	jr.mu.Unlock()
+	if start != nil {
+		jr.r.cfg.Observer.TaskFinished(jr.job.Pipeline, rec.Status, res.end.Sub(*start))
+	}
 	return rec
 }
 
@@ -271,6 +353,10 @@ func (jr *jobRun) writeTask(t pipeline.Task) {
 		if t.DependsOn == nil {
 			t.DependsOn = cur.DependsOn
 		}
+		if t.Attempt == 0 {
+			// An update that knows nothing of attempts (a task skipped) keeps them.
+			t.Attempt, t.Attempts = cur.Attempt, cur.Attempts
+		}
 		*cur = t
 	} else {
 		jr.job.Tasks = append(jr.job.Tasks, t)
@@ -278,5 +364,25 @@ func (jr *jobRun) writeTask(t pipeline.Task) {
 	jr.mu.Unlock()
 	if err := jr.r.st.UpdateTask(context.Background(), jr.job.ID, t); err != nil {
 		jr.r.log.Error("write task", "job_id", jr.job.ID, "task", t.Name, "error", err)
+	}
+}
+
+// persistEnd writes the job's final state. A job must never stay "running" in the store while no
+// process runs it, so a failed write (a full disk, a busy database) is retried with backoff for a
+// while; if it still fails, the next start's recovery ends the job.
+func (jr *jobRun) persistEnd(p store.FinishParams) {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := jr.r.st.FinishJob(context.Background(), p)
+		if err == nil || errors.Is(err, pipeline.ErrJobFinished) || errors.Is(err, pipeline.ErrJobNotFound) {
+			return
+		}
+		if attempt == 10 {
+			jr.r.log.Error("finish job: giving up; the job is ended on the next start", "job_id", p.JobID, "error", err)
+			return
+		}
+		jr.r.log.Error("finish job: retrying", "job_id", p.JobID, "attempt", attempt, "error", err)
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Second)
 	}
 }

@@ -56,5 +56,9 @@ func (r *Runner) applyRetention(name string) {
 	}
 	if len(ids) > 0 {
 		r.log.Info("retention removed finished jobs", "pipeline", name, "count", len(ids))
+		// Space was freed: take the reserve back if it was used.
+		if err := r.reserve.fill(); err != nil {
+			r.log.Warn("could not reserve disk space in the data directory", "error", err)
+		}
 	}
 }

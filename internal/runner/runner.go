@@ -38,6 +38,8 @@ type Config struct {
 	Logger            *slog.Logger
 	// Now returns the current time (tests may fix it); default time.Now.
 	Now func() time.Time
+	// Observer receives events for metrics (default: none).
+	Observer Observer
 }
 
 // Causes of a job's cancellation, checked with context.Cause.
@@ -70,6 +72,9 @@ type Runner struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{}
+
+	// reserve is disk space held back in the data directory for the store (see ballast).
+	reserve *ballast
 }
 
 // New returns a Runner that is not started yet.
@@ -86,6 +91,9 @@ func New(cfg Config) *Runner {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	r := &Runner{
 		cfg:           cfg,
 		st:            cfg.Store,
@@ -96,6 +104,7 @@ func New(cfg Config) *Runner {
 		timers:        map[string]*time.Timer{},
 		idle:          make(chan struct{}),
 		stopped:       make(chan struct{}),
+		reserve:       newBallast(cfg.DataDir),
 	}
 	r.defs.Store(&pipeline.Set{Pipelines: map[string]*pipeline.Definition{}})
 	return r
@@ -124,6 +133,9 @@ func (r *Runner) Definitions() *pipeline.Set { return r.defs.Load() }
 // Start recovers from an unclean stop (jobs left running are ended as failed and their orphaned
 // processes killed), starts the waiting jobs that may start and begins periodic retention.
 func (r *Runner) Start(ctx context.Context) error {
+	if err := r.reserve.fill(); err != nil {
+		r.log.Warn("could not reserve disk space in the data directory", "error", err)
+	}
 	ids, err := r.st.RecoverRunning(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
 	if err != nil {
 		return fmt.Errorf("recover running jobs: %w", err)
@@ -153,10 +165,12 @@ func (r *Runner) Schedule(ctx context.Context, req ScheduleRequest) (string, err
 	closing := r.closing
 	r.mu.Unlock()
 	if closing {
+		r.cfg.Observer.ScheduleRejected(req.Pipeline, "shutting_down")
 		return "", pipeline.ErrShuttingDown
 	}
 	def := r.defs.Load().Get(req.Pipeline)
 	if def == nil {
+		r.cfg.Observer.ScheduleRejected(req.Pipeline, "unknown_pipeline")
 		return "", fmt.Errorf("%w: pipeline %q is not defined", pipeline.ErrUnknownPipeline, req.Pipeline)
 	}
 	now := r.now()
@@ -173,9 +187,22 @@ func (r *Runner) Schedule(ctx context.Context, req ScheduleRequest) (string, err
 	if def.StartDelay > 0 {
 		job.StartAfter = now.Add(def.StartDelay)
 	}
-	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now})
+	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey})
 	if err != nil {
+		switch {
+		case errors.Is(err, pipeline.ErrQueueFull):
+			r.cfg.Observer.ScheduleRejected(def.Name, "queue_full")
+		case errors.Is(err, pipeline.ErrNoQueue):
+			r.cfg.Observer.ScheduleRejected(def.Name, "no_queue")
+		}
 		return "", err
+	}
+	if res.ExistingID != "" {
+		if res.ExistingPipeline != def.Name {
+			return "", fmt.Errorf("%w: the key belongs to job %s of pipeline %q", pipeline.ErrIdempotencyConflict, res.ExistingID, res.ExistingPipeline)
+		}
+		r.log.Info("schedule repeated with an idempotency key; returning the existing job", "job_id", res.ExistingID, "pipeline", def.Name)
+		return res.ExistingID, nil
 	}
 	for _, id := range res.Replaced {
 		r.log.Info("job replaced on the wait list", "job_id", id, "replaced_by", job.ID, "pipeline", def.Name)
@@ -198,47 +225,65 @@ type ScheduleRequest struct {
 	Variables      map[string]any
 	QueuePartition string
 	User           string
+	// IdempotencyKey, when set, returns the job that already has the key instead of a new one.
+	IdempotencyKey string
 }
 
 // Cancel cancels a queued or running job. Canceling an already canceled job is a no-op;
-// pipeline.ErrJobFinished for a job that ended otherwise.
+// pipeline.ErrJobFinished for a job that ended otherwise (also one that was just deciding its
+// outcome when the request came).
 func (r *Runner) Cancel(ctx context.Context, jobID string) error {
-	r.mu.Lock()
-	if jr := r.running[jobID]; jr != nil {
-		r.mu.Unlock()
-		jr.requestCancel(errCanceledByRequest)
-		return nil
-	}
-	r.mu.Unlock()
-	prev, err := r.st.CancelQueued(ctx, jobID, r.now())
-	if err != nil {
-		return err
-	}
-	switch prev {
-	case pipeline.JobQueued:
-		r.log.Info("queued job canceled", "job_id", jobID)
-		if j, err := r.st.Job(ctx, jobID); err == nil {
-			go r.claim(j.Pipeline)
-		}
-		return nil
-	case pipeline.JobCanceled, pipeline.JobReplaced:
-		return nil
-	case pipeline.JobSucceeded, pipeline.JobFailed:
-		return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
-	case pipeline.JobRunning:
-		// Claimed a moment ago and not registered yet: leave a note that launch applies.
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
 		r.mu.Lock()
 		jr := r.running[jobID]
-		if jr == nil {
-			r.cancelPending[jobID] = true
-		}
 		r.mu.Unlock()
 		if jr != nil {
-			jr.requestCancel(errCanceledByRequest)
+			if jr.requestCancel(errCanceledByRequest) {
+				return nil
+			}
+			// Too late: the job is storing its end. Wait for it, then answer from the store.
+			select {
+			case <-jr.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		return nil
-	default:
-		return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
+		prev, err := r.st.CancelQueued(ctx, jobID, r.now())
+		if err != nil {
+			return err
+		}
+		switch prev {
+		case pipeline.JobQueued:
+			r.log.Info("queued job canceled", "job_id", jobID)
+			if j, err := r.st.Job(ctx, jobID); err == nil {
+				go r.claim(j.Pipeline)
+			}
+			return nil
+		case pipeline.JobCanceled, pipeline.JobReplaced:
+			return nil
+		case pipeline.JobSucceeded, pipeline.JobFailed:
+			return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
+		case pipeline.JobRunning:
+			// Claimed a moment ago and not registered yet: look again shortly. If it still is
+			// not ours, leave a note that launch applies (the job may be starting right now).
+			if attempt < attempts {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			r.mu.Lock()
+			jr := r.running[jobID]
+			if jr == nil {
+				r.cancelPending[jobID] = true
+			}
+			r.mu.Unlock()
+			if jr != nil && !jr.requestCancel(errCanceledByRequest) {
+				continue
+			}
+			return nil
+		default:
+			return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
+		}
 	}
 }
 
@@ -258,6 +303,8 @@ type PipelineInfo struct {
 	Running     int
 	Waiting     int
 	Schedulable bool
+	// Reason says why a schedule request would be rejected now ("" when Schedulable).
+	Reason string
 }
 
 // Pipelines returns the loaded pipelines sorted by name with their running and waiting counts.
@@ -274,12 +321,14 @@ func (r *Runner) Pipelines(ctx context.Context) ([]PipelineInfo, error) {
 	for _, name := range set.Names() {
 		d := set.Pipelines[name]
 		s := states[name]
-		infos = append(infos, PipelineInfo{
-			Definition:  d,
-			Running:     s.Running,
-			Waiting:     len(s.Waiting),
-			Schedulable: !closing && d.Schedulable(s),
-		})
+		info := PipelineInfo{Definition: d, Running: s.Running, Waiting: len(s.Waiting), Schedulable: true}
+		if _, err := d.Admit(s, ""); err != nil {
+			info.Schedulable, info.Reason = false, err.Error()
+		}
+		if closing {
+			info.Schedulable, info.Reason = false, "the server is shutting down"
+		}
+		infos = append(infos, info)
 	}
 	return infos, nil
 }
@@ -368,11 +417,7 @@ func (r *Runner) Drain(ctx context.Context) error {
 // and waits for them to end, or for ctx.
 func (r *Runner) Stop(ctx context.Context) error {
 	r.beginClose()
-	r.mu.Lock()
-	for _, jr := range r.running {
-		jr.requestCancel(errServerStopping)
-	}
-	r.mu.Unlock()
+	r.CancelAll()
 	return r.waitIdle(ctx)
 }
 
@@ -382,7 +427,10 @@ func (r *Runner) CancelAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, jr := range r.running {
-		jr.requestCancel(errServerStopping)
+		if !jr.requestCancel(errServerStopping) {
+			// Deciding its end (maybe running on_error): stop its processes all the same.
+			jr.cancel(errServerStopping)
+		}
 	}
 }
 
@@ -419,4 +467,13 @@ func (r *Runner) Running() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.running)
+}
+
+// diskFull is called when a task's output cannot be written because the disk is full. The task
+// fails with that error; the reserved space is released so that the store can still record how
+// the job ended.
+func (r *Runner) diskFull() {
+	if r.reserve.release() {
+		r.log.Error("disk full in the data directory: released the reserved space so that job ends can be stored; free disk space (retention_count/retention_period remove old logs)", "reserved_mib", ballastSize>>20)
+	}
 }

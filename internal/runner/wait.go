@@ -1,0 +1,73 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// WaitInfo tells where and why a queued job waits; nil for a job that is not queued.
+func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error) {
+	job, err := r.st.Job(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if job.Status != pipeline.JobQueued {
+		return nil, nil
+	}
+	states, err := r.st.PipelineStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	state := states[job.Pipeline]
+	info := &pipeline.WaitInfo{Of: len(state.Waiting), Partition: job.QueuePartition, StartAfter: job.StartAfter}
+	for i, w := range state.Waiting {
+		if w.ID == jobID {
+			info.Position = i + 1
+			break
+		}
+	}
+	r.mu.Lock()
+	closing := r.closing
+	concurrency := 1
+	if d := r.defs.Load().Get(job.Pipeline); d != nil {
+		concurrency = d.Concurrency
+	} else if d := r.known[job.Pipeline]; d != nil {
+		concurrency = d.Concurrency
+	}
+	r.mu.Unlock()
+	now := r.now()
+	switch {
+	case closing:
+		info.Reason = "the server is shutting down; the job starts after the restart"
+	case !job.StartAfter.IsZero() && job.StartAfter.After(now):
+		info.Reason = "start_delay until " + job.StartAfter.UTC().Truncate(time.Second).Format(time.RFC3339)
+	case state.Running >= concurrency:
+		info.Reason = fmt.Sprintf("concurrency %d/%d reached", state.Running, concurrency)
+	case info.Position > 1:
+		info.Reason = fmt.Sprintf("behind %d earlier waiting jobs", info.Position-1)
+	default:
+		info.Reason = "starting"
+	}
+	return info, nil
+}
+
+// Ready reports whether the runner can do its work: the store answers and definitions are
+// loaded.
+func (r *Runner) Ready(ctx context.Context) error {
+	if r.defs.Load() == nil {
+		return fmt.Errorf("pipeline definitions not loaded")
+	}
+	if _, err := r.st.QueuedPipelines(ctx); err != nil {
+		return fmt.Errorf("store unreachable: %w", err)
+	}
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if closing {
+		return pipeline.ErrShuttingDown
+	}
+	return nil
+}
