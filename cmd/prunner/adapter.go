@@ -16,6 +16,7 @@ func (a apiRunner) Schedule(ctx context.Context, req api.ScheduleRequest) (strin
 		Variables:      req.Variables,
 		QueuePartition: req.QueuePartition,
 		User:           req.User,
+		IdempotencyKey: req.IdempotencyKey,
 	})
 }
 
@@ -26,7 +27,15 @@ func (a apiRunner) Pipelines(ctx context.Context) ([]api.PipelineInfo, error) {
 	}
 	out := make([]api.PipelineInfo, len(infos))
 	for i, p := range infos {
-		out[i] = api.PipelineInfo{Name: p.Definition.Name, Running: p.Running > 0, Schedulable: p.Schedulable}
+		out[i] = api.PipelineInfo{
+			Name:                 p.Definition.Name,
+			Running:              p.Running > 0,
+			Schedulable:          p.Schedulable,
+			RunningJobs:          p.Running,
+			WaitingJobs:          p.Waiting,
+			NotSchedulableReason: p.Reason,
+			Definition:           p.Definition,
+		}
 	}
 	return out, nil
 }

@@ -24,7 +24,9 @@ type config struct {
 	verbose         bool
 	disableANSI     bool
 	enableProfiling bool
+	metricsPublic   bool
 	killGrace       time.Duration
+	basePath        string
 
 	command string
 	args    []string
@@ -81,6 +83,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	str(&c.address, "address", "PRUNNER_ADDRESS", "localhost:9009", "address to listen on")
 	str(&c.configFile, "config", "PRUNNER_CONFIG", ".prunner.yml", "config file with jwt_secret (created when missing)")
 	str(&c.jwtSecret, "jwt-secret", "PRUNNER_JWT_SECRET", "", "secret for HS256 tokens (at least 16 characters); overrides the config file")
+	str(&c.basePath, "base-path", "PRUNNER_BASE_PATH", "", "path prefix under which a reverse proxy serves prunner (like /prunner); the dashboard is at <base-path>/ui/")
 	envFiles := ".env,.env.local"
 	if v, ok := env["PRUNNER_ENV_FILES"]; ok {
 		envFiles = v
@@ -97,6 +100,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	fs.BoolVar(&c.verbose, "v", c.verbose, "short for --verbose")
 	errs = append(errs, boolean(&c.disableANSI, "disable-ansi", "PRUNNER_DISABLE_ANSI", "no ANSI colours in logs (prunner's logs never use them; accepted for compatibility)"))
 	errs = append(errs, boolean(&c.enableProfiling, "enable-profiling", "PRUNNER_ENABLE_PROFILING", "serve pprof at /debug/pprof/ (behind auth)"))
+	errs = append(errs, boolean(&c.metricsPublic, "metrics-public", "PRUNNER_METRICS_PUBLIC", "serve /metrics without a token (for a Prometheus on a trusted network)"))
 	errs = append(errs, duration(&c.killGrace, "kill-grace", "PRUNNER_KILL_GRACE", 2*time.Second, "time a canceled task gets after SIGINT and again after SIGTERM before SIGKILL"))
 	for _, err := range errs {
 		if err != nil {

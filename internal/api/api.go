@@ -4,9 +4,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 	"time"
 
@@ -30,6 +32,18 @@ type Config struct {
 	// BodyLimit is the largest request body in bytes; larger ones get 413 without being read.
 	// 0 means DefaultBodyLimit.
 	BodyLimit int
+	// Ready reports whether the server can do its work (store reachable, definitions loaded);
+	// /readyz answers 503 with its error. Nil means always ready.
+	Ready func(ctx context.Context) error
+	// Metrics serves the Prometheus metrics at /metrics (nil: no route). The route needs a token
+	// unless MetricsPublic is set.
+	Metrics       http.Handler
+	MetricsPublic bool
+	// Done ends the live log streams (GET /job/logs/live) when it is closed. Close it when the
+	// server's shutdown starts: the shutdown waits for open connections, and a live stream
+	// would otherwise stay open until its task ends. Nil: streams end only with their task or
+	// client.
+	Done <-chan struct{}
 }
 
 // New returns the Fiber app serving the prunner-compatible API with r. It panics when
@@ -65,9 +79,13 @@ func New(cfg Config, r Runner) *fiber.App {
 	app.Get("/pipelines/jobs", authn, h.pipelinesJobs)
 	app.Post("/pipelines/schedule", authn, h.schedule)
 	app.Get("/job/detail", authn, h.jobDetail)
+	app.Get("/jobs", authn, h.jobs)
 	app.Get("/job/logs", authn, h.jobLogs)
+	app.Get("/job/logs/raw", authn, h.jobLogRaw)
+	app.Get("/job/logs/live", authn, newLiveLogsHandler(r, logger, cfg.Done))
 	app.Post("/job/cancel", authn, h.jobCancel)
 
+	registerOps(app, cfg, authn)
 	if cfg.EnableProfiling {
 		registerPprof(app, authn)
 	}
@@ -185,8 +203,12 @@ func errorStatus(err error) (status int, message string) {
 		return fiber.StatusNotFound, "Job not found"
 	case errors.Is(err, pipeline.ErrTaskNotFound):
 		return fiber.StatusNotFound, "Task not found"
+	case errors.Is(err, pipeline.ErrAttemptNotFound):
+		return fiber.StatusNotFound, "Attempt not found"
 	case errors.Is(err, pipeline.ErrJobFinished):
 		return fiber.StatusConflict, "Job already finished"
+	case errors.Is(err, pipeline.ErrIdempotencyConflict):
+		return fiber.StatusConflict, err.Error()
 	case errors.As(err, &fiberErr):
 		if fiberErr.Code >= fiber.StatusInternalServerError {
 			return fiberErr.Code, "internal error"

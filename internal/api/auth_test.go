@@ -12,10 +12,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// publicRoutes lists "METHOD path" of routes that deliberately need no JWT. It is empty: every
-// route of the app so far is an API route. A new public route (a login page, say) must be added
-// here on purpose.
-var publicRoutes = map[string]bool{}
+// publicRoutes lists "METHOD path" of routes that deliberately need no JWT: health checks for load
+// balancers and the OpenAPI document. A new public route must be added here on purpose.
+var publicRoutes = map[string]bool{
+	"GET /healthz": true, "HEAD /healthz": true,
+	"GET /readyz": true, "HEAD /readyz": true,
+	"GET /openapi.json": true, "HEAD /openapi.json": true,
+}
 
 // routeTarget turns a route pattern into a request target that would succeed with a valid token,
 // so that a 401 can only come from the auth check.
@@ -27,6 +30,10 @@ func routeTarget(path string) string {
 			seg = "x"
 		}
 		segs = append(segs, seg)
+	}
+	if path == "/job/logs/live" {
+		// The live stream of a running task lasts until the task ends: follow a finished one.
+		return path + "?id=" + jobFinishedID + "&task=build"
 	}
 	return strings.Join(segs, "/") + "?id=" + jobRunningID + "&task=build"
 }

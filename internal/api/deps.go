@@ -26,6 +26,19 @@ type Runner interface {
 	// OpenLog opens one output stream of a task of a job for reading from the start. A task
 	// that has not written anything yet yields an empty reader. The caller closes it.
 	OpenLog(ctx context.Context, jobID, task string, stream pipeline.LogStream) (io.ReadCloser, error)
+	// OpenAttemptLog opens one output stream of one attempt (1-based) of a retried task, like
+	// OpenLog (which serves the last attempt). Errors: pipeline.ErrJobNotFound,
+	// pipeline.ErrTaskNotFound, pipeline.ErrAttemptNotFound beyond the task's attempts.
+	OpenAttemptLog(ctx context.Context, jobID, task string, attempt int, stream pipeline.LogStream) (io.ReadCloser, error)
+	// FollowLog streams a task's output: first what was written from the given offsets on
+	// (a stream missing from `from` starts at 0), then new output as it is produced. The channel
+	// is closed when the task has ended and everything was sent, when ctx ends, or when the
+	// reader falls too far behind (it is dropped so that it never slows the task; it resumes
+	// from the offsets it got). Errors: pipeline.ErrJobNotFound, pipeline.ErrTaskNotFound.
+	FollowLog(ctx context.Context, jobID, task string, from map[pipeline.LogStream]int64) (<-chan pipeline.LogChunk, error)
+	// WaitInfo tells where and why a queued job waits; nil (and no error) for a job that is not
+	// queued. Errors: pipeline.ErrJobNotFound.
+	WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error)
 }
 
 // ScheduleRequest is a request to start a job.
@@ -36,6 +49,9 @@ type ScheduleRequest struct {
 	QueuePartition string
 	// User is the token's sub claim ("" when none).
 	User string
+	// IdempotencyKey (header Idempotency-Key) makes the request repeatable: a request with a
+	// key that a stored job already has returns that job's ID and starts nothing.
+	IdempotencyKey string
 }
 
 // PipelineInfo is one entry of GET /pipelines.
@@ -43,4 +59,11 @@ type PipelineInfo struct {
 	Name        string
 	Running     bool
 	Schedulable bool
+	// RunningJobs and WaitingJobs count the pipeline's jobs; NotSchedulableReason says why a
+	// schedule request would be rejected now ("" when Schedulable).
+	RunningJobs          int
+	WaitingJobs          int
+	NotSchedulableReason string
+	// Definition is the loaded definition (for dashboards: concurrency, strategy, tasks).
+	Definition *pipeline.Definition
 }

@@ -154,3 +154,76 @@ func (c *countingCloser) Close() error {
 }
 
 var errBoom = errors.New("disk on fire: /var/lib/prunner/secret-path")
+
+func (f *fakeRunner) FollowLog(ctx context.Context, jobID, task string, from map[pipeline.LogStream]int64) (<-chan pipeline.LogChunk, error) {
+	ch := make(chan pipeline.LogChunk)
+	var chunks []pipeline.LogChunk
+	for _, stream := range []pipeline.LogStream{pipeline.Stdout, pipeline.Stderr} {
+		f.mu.Lock()
+		open := f.logs[jobID+"/"+task+"/"+string(stream)]
+		f.mu.Unlock()
+		if open == nil {
+			continue
+		}
+		data, err := io.ReadAll(open())
+		if err != nil {
+			return nil, err
+		}
+		if off := from[stream]; off < int64(len(data)) {
+			chunks = append(chunks, pipeline.LogChunk{Stream: stream, Offset: off, Data: data[off:]})
+		}
+	}
+	go func() {
+		defer close(ch)
+		for _, c := range chunks {
+			select {
+			case ch <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+func (f *fakeRunner) WaitInfo(_ context.Context, jobID string) (*pipeline.WaitInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[jobID]
+	if !ok {
+		return nil, pipeline.ErrJobNotFound
+	}
+	if j.Status != pipeline.JobQueued {
+		return nil, nil
+	}
+	return &pipeline.WaitInfo{Position: 1, Of: 1, Partition: j.QueuePartition, Reason: "concurrency 1/1 reached"}, nil
+}
+
+// OpenAttemptLog serves the log set for "jobID/task#N/stream" (attempts beyond 1), or for
+// attempt 1 the one OpenLog serves when the task was not retried.
+func (f *fakeRunner) OpenAttemptLog(ctx context.Context, jobID, task string, attempt int, stream pipeline.LogStream) (io.ReadCloser, error) {
+	f.mu.Lock()
+	j, ok := f.jobs[jobID]
+	var t *pipeline.Task
+	if ok {
+		t = j.Task(task)
+	}
+	open := f.logs[fmt.Sprintf("%s/%s#%d/%s", jobID, task, attempt, stream)]
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, pipeline.ErrJobNotFound
+	case t == nil:
+		return nil, pipeline.ErrTaskNotFound
+	case attempt < 1 || attempt > max(t.Attempt, 1):
+		return nil, pipeline.ErrAttemptNotFound
+	case open == nil && attempt == max(t.Attempt, 1):
+		return f.OpenLog(ctx, jobID, task, stream)
+	}
+	var r io.Reader = strings.NewReader("")
+	if open != nil {
+		r = open()
+	}
+	f.opened.Add(1)
+	return &countingCloser{Reader: r, closed: &f.closed}, nil
+}

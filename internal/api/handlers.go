@@ -4,15 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
-	"github.com/prunner-dev/prunner/internal/store"
 )
 
 // maxTaskNameLength bounds the task query parameter; no real task name comes near it.
@@ -40,6 +41,8 @@ func (h *handlers) pipelines(c *fiber.Ctx) error {
 type pipelinesJobsResponse struct {
 	Pipelines []pipelineView `json:"pipelines"`
 	Jobs      []jobView      `json:"jobs"`
+	// NextCursor is set when a limit cut the list: pass it as cursor for the next page.
+	NextCursor string `json:"nextCursor,omitempty"`
 }
 
 // pipelinesJobs serves GET /pipelines/jobs: every pipeline and every job, newest first.
@@ -49,11 +52,15 @@ func (h *handlers) pipelinesJobs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := h.runner.Jobs(ctx, store.JobQuery{})
+	q, err := jobQueryParams(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(pipelinesJobsResponse{Pipelines: pipelineViews(infos), Jobs: newJobViews(jobs)})
+	page, err := h.jobPage(ctx, q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(pipelinesJobsResponse{Pipelines: pipelineViews(infos), Jobs: page.Jobs, NextCursor: page.NextCursor})
 }
 
 // scheduleBody is the body of POST /pipelines/schedule. Unknown fields are ignored.
@@ -86,17 +93,25 @@ func (h *handlers) schedule(c *fiber.Ctx) error {
 	default:
 		return badRequest("Error decoding JSON: variables must be an object")
 	}
+	key := c.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey {
+		return badRequest(fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
+	}
 	id, err := h.runner.Schedule(c.UserContext(), ScheduleRequest{
 		Pipeline:       body.Pipeline,
 		Variables:      variables,
 		QueuePartition: body.QueuePartition,
 		User:           userFrom(c),
+		IdempotencyKey: key,
 	})
 	if err != nil {
 		return &scheduleError{pipeline: body.Pipeline, err: err}
 	}
 	return c.Status(fiber.StatusAccepted).JSON(scheduleResponse{JobID: id})
 }
+
+// maxIdempotencyKey bounds the Idempotency-Key header of schedule requests.
+const maxIdempotencyKey = 255
 
 // jobDetail serves GET /job/detail?id=.
 func (h *handlers) jobDetail(c *fiber.Ctx) error {
@@ -108,7 +123,17 @@ func (h *handlers) jobDetail(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(newJobView(job))
+	view := newJobView(job)
+	if job.Status == pipeline.JobQueued {
+		wait, err := h.runner.WaitInfo(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		if wait != nil {
+			view.Wait = &waitView{Position: wait.Position, Of: wait.Of, Partition: wait.Partition, Reason: wait.Reason}
+		}
+	}
+	return c.JSON(view)
 }
 
 // jobCancel serves POST /job/cancel?id=. It answers exactly 200 with the body true, which the
@@ -125,7 +150,9 @@ func (h *handlers) jobCancel(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusOK).SendString("true")
 }
 
-// jobLogs serves GET /job/logs?id=&task= as {"stdout": "…", "stderr": "…"}. The logs are
+// jobLogs serves GET /job/logs?id=&task= as {"stdout": "…", "stderr": "…", "stdoutOffset": N,
+// "stderrOffset": M}. With the optional stdoutOffset/stderrOffset parameters only the bytes from
+// there on are sent; the offsets in the answer are where the next read continues. The logs are
 // streamed from the runner's readers into the response and never held in memory whole.
 func (h *handlers) jobLogs(c *fiber.Ctx) error {
 	id, err := jobIDParam(c)
@@ -141,18 +168,49 @@ func (h *handlers) jobLogs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if job.Task(task) == nil {
+	t := job.Task(task)
+	if t == nil {
 		return pipeline.ErrTaskNotFound
 	}
-	// Both readers are opened before the response starts, so that failing to open one still
-	// maps to a status.
-	stdout, err := h.runner.OpenLog(ctx, id, task, pipeline.Stdout)
+	attempt, err := attemptParam(c, t)
 	if err != nil {
 		return err
 	}
-	stderr, err := h.runner.OpenLog(ctx, id, task, pipeline.Stderr)
+	stdoutFrom, stdoutGiven, err := offsetParam(c, "stdoutOffset")
+	if err != nil {
+		return err
+	}
+	stderrFrom, stderrGiven, err := offsetParam(c, "stderrOffset")
+	if err != nil {
+		return err
+	}
+	open := func(stream pipeline.LogStream) (io.ReadCloser, error) {
+		if attempt == 0 {
+			return h.runner.OpenLog(ctx, id, task, stream) // the last attempt
+		}
+		return h.runner.OpenAttemptLog(ctx, id, task, attempt, stream)
+	}
+	// Both readers are opened before the response starts, so that failing to open one still
+	// maps to a status.
+	stdout, err := open(pipeline.Stdout)
+	if err != nil {
+		return err
+	}
+	stderr, err := open(pipeline.Stderr)
 	if err != nil {
 		_ = stdout.Close()
+		return err
+	}
+	// A poller that gives offsets never gets half of a character at the end of a section.
+	holdBack := stdoutGiven || stderrGiven
+	stdoutSec, err := cutLog(stdout, stdoutFrom, holdBack)
+	var stderrSec logSection
+	if err == nil {
+		stderrSec, err = cutLog(stderr, stderrFrom, holdBack)
+	}
+	if err != nil {
+		_ = stdout.Close()
+		_ = stderr.Close()
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
@@ -169,7 +227,7 @@ func (h *handlers) jobLogs(c *fiber.Ctx) error {
 			_ = stdout.Close()
 			_ = stderr.Close()
 		}()
-		if err := writeLogs(w, stdout, stderr); err != nil {
+		if err := writeLogSections(w, stdoutSec, stderrSec); err != nil {
 			// The status is sent already; the client sees a truncated body.
 			logger.Warn("stream job logs", "error", err)
 		}
@@ -177,23 +235,22 @@ func (h *handlers) jobLogs(c *fiber.Ctx) error {
 	return nil
 }
 
-// writeLogs writes {"stdout":…,"stderr":…} with both readers' contents as JSON strings.
-func writeLogs(w io.Writer, stdout, stderr io.Reader) error {
-	buf := make([]byte, logChunkSize)
-	if _, err := io.WriteString(w, `{"stdout":`); err != nil {
-		return err
+// attemptParam returns the optional query parameter attempt of GET /job/logs: 0 when absent
+// (the last attempt), a 400 error when it is not a positive number, pipeline.ErrAttemptNotFound
+// beyond the attempts of task t.
+func attemptParam(c *fiber.Ctx, t *pipeline.Task) (int, error) {
+	raw := c.Query("attempt")
+	if raw == "" {
+		return 0, nil
 	}
-	if err := writeJSONString(w, stdout, buf); err != nil {
-		return err
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 {
+		return 0, badRequest("Invalid attempt: must be a positive number")
 	}
-	if _, err := io.WriteString(w, `,"stderr":`); err != nil {
-		return err
+	if n > max(t.Attempt, 1) {
+		return 0, fmt.Errorf("task %q: attempt %d: %w", t.Name, n, pipeline.ErrAttemptNotFound)
 	}
-	if err := writeJSONString(w, stderr, buf); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, `}`)
-	return err
+	return n, nil
 }
 
 // jobIDParam returns the query parameter id in canonical UUID form, or a 400 error.

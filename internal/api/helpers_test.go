@@ -68,6 +68,9 @@ func newTestEnv(t *testing.T, configure ...func(*Config)) *testEnv {
 	cfg := Config{
 		Secret: testSecret,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "prunner_test_metric 1\n")
+		}),
 	}
 	for _, f := range configure {
 		f(&cfg)

@@ -14,14 +14,16 @@ import (
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
-// wantLogsBody is what encoding/json writes for the two logs, which the stream must match byte
-// for byte.
+// wantLogsBody is what encoding/json writes for the two logs (read whole: the offsets after them
+// are their lengths), which the stream must match byte for byte.
 func wantLogsBody(t *testing.T, stdout, stderr string) string {
 	t.Helper()
 	b, err := json.Marshal(struct {
-		Stdout string `json:"stdout"`
-		Stderr string `json:"stderr"`
-	}{stdout, stderr})
+		Stdout       string `json:"stdout"`
+		Stderr       string `json:"stderr"`
+		StdoutOffset int    `json:"stdoutOffset"`
+		StderrOffset int    `json:"stderrOffset"`
+	}{stdout, stderr, len(stdout), len(stderr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestJobLogsTaskWithoutOutput(t *testing.T) {
 	e := newTestEnv(t)
 	seed(e.runner)
 	resp, body := e.do(t, http.MethodGet, "/job/logs?id="+jobRunningID+"&task=test", "")
-	if resp.StatusCode != http.StatusOK || string(body) != `{"stdout":"","stderr":""}` {
+	if resp.StatusCode != http.StatusOK || string(body) != `{"stdout":"","stderr":"","stdoutOffset":0,"stderrOffset":0}` {
 		t.Errorf("status %d body %s, want 200 with empty strings", resp.StatusCode, body)
 	}
 }

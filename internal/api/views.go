@@ -59,6 +59,22 @@ type jobView struct {
 	LastError string         `json:"lastError,omitempty"`
 	Variables map[string]any `json:"variables,omitempty"`
 	User      string         `json:"user"`
+
+	// Additions (old clients ignore them).
+	Status         string    `json:"status"`
+	QueuePartition string    `json:"queuePartition,omitempty"`
+	StartAfter     *jsonTime `json:"startAfter,omitempty"`
+	ReplacedBy     string    `json:"replacedBy,omitempty"`
+	// Wait is set in the job detail of a queued job.
+	Wait *waitView `json:"wait,omitempty"`
+}
+
+// waitView tells where and why a queued job waits.
+type waitView struct {
+	Position  int    `json:"position"`
+	Of        int    `json:"of"`
+	Partition string `json:"partition"`
+	Reason    string `json:"reason"`
 }
 
 // taskView is a Task of the compatible API.
@@ -72,6 +88,31 @@ type taskView struct {
 	ExitCode  int       `json:"exitCode"`
 	Errored   bool      `json:"errored"`
 	Error     string    `json:"error,omitempty"`
+
+	// Additions (old clients ignore them). Attempt is the task's current or last attempt
+	// (1-based); Attempts lists the finished attempts before it (retries only).
+	Attempt  int           `json:"attempt"`
+	Attempts []attemptView `json:"attempts,omitempty"`
+}
+
+// attemptView is one finished earlier attempt of a retried task.
+type attemptView struct {
+	Number   int      `json:"number"`
+	Start    jsonTime `json:"start"`
+	End      jsonTime `json:"end"`
+	ExitCode int      `json:"exitCode"`
+	Error    string   `json:"error,omitempty"`
+}
+
+func attemptViews(attempts []pipeline.TaskAttempt) []attemptView {
+	if len(attempts) == 0 {
+		return nil
+	}
+	views := make([]attemptView, len(attempts))
+	for i, a := range attempts {
+		views[i] = attemptView{Number: a.Number, Start: jsonTime(a.Start), End: jsonTime(a.End), ExitCode: a.ExitCode, Error: a.Error}
+	}
+	return views
 }
 
 func newJobView(j *pipeline.Job) jobView {
@@ -87,6 +128,8 @@ func newJobView(j *pipeline.Job) jobView {
 			ExitCode:  t.ExitCode,
 			Errored:   t.Errored,
 			Error:     t.Error,
+			Attempt:   max(t.Attempt, 1),
+			Attempts:  attemptViews(t.Attempts),
 		})
 	}
 	return jobView{
@@ -102,7 +145,19 @@ func newJobView(j *pipeline.Job) jobView {
 		LastError: j.LastError,
 		Variables: j.Variables,
 		User:      j.User,
+
+		Status:         string(j.Status),
+		QueuePartition: j.QueuePartition,
+		StartAfter:     nonZeroTime(j.StartAfter),
+		ReplacedBy:     j.ReplacedBy,
 	}
+}
+
+func nonZeroTime(t time.Time) *jsonTime {
+	if t.IsZero() {
+		return nil
+	}
+	return optionalTime(&t)
 }
 
 func newJobViews(jobs []*pipeline.Job) []jobView {
