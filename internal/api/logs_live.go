@@ -174,7 +174,9 @@ func (s *liveStream) run(w *bufio.Writer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	began := time.Now()
-	defer func() { s.logger.Info("DEBUG live stream ended", "after", time.Since(began), "pos", s.pos) }()
+	defer func() {
+		s.logger.Debug("live log stream ended", "duration_ms", time.Since(began).Milliseconds(), "stdout_offset", s.pos[0], "stderr_offset", s.pos[1])
+	}()
 	stopWatch := s.watchShutdown(cancel)
 	defer stopWatch()
 	s.buf = make([]byte, logChunkSize)
@@ -251,7 +253,6 @@ func (s *liveStream) watchShutdown(cancel context.CancelFunc) (stop func()) {
 		defer close(stopped)
 		select {
 		case <-s.done:
-			s.logger.Info("DEBUG shutdown seen")
 			cancel()
 			if s.conn != nil {
 				_ = s.conn.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
