@@ -140,7 +140,7 @@ func (r *Runner) OpenAttemptLog(ctx context.Context, jobID, task string, attempt
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return io.NopCloser(strings.NewReader("")), nil
+		return emptyLog{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open log of attempt %d of task %q of job %s: %w", attempt, task, jobID, err)
