@@ -62,7 +62,7 @@ type testEnv struct {
 	token  string
 }
 
-func newTestEnv(t *testing.T, configure ...func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, configure ...func(*Config)) *testEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
 	cfg := Config{
@@ -84,7 +84,7 @@ func newTestEnv(t *testing.T, configure ...func(*Config)) *testEnv {
 	}
 }
 
-func mintToken(t *testing.T, claims jwt.MapClaims) string {
+func mintToken(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
 	tok, err := auth.Mint(testSecret, claims)
 	if err != nil {
