@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-race lint generate bench clean
+.PHONY: build run test test-race lint generate check-generated bench bench-shared clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/prunner ./cmd/prunner
@@ -20,15 +20,32 @@ test:
 test-race:
 	$(GO) test -race -count=1 ./...
 
-lint:
+lint: check-generated
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1)
 	$(GO) vet ./...
 
+# generate: the templ components' *_templ.go (committed), with the templ pinned in go.mod's tool
+# directive. Run from the module root: the generated code names its files relative to it.
 generate:
+	$(GO) tool templ generate
 	$(GO) generate ./...
 
+# check-generated fails when web/templates/*_templ.go do not match their .templ files.
+check-generated:
+	@before="$$(cat web/templates/*_templ.go | sha256sum)"; \
+	$(GO) tool templ generate >/dev/null 2>&1 || { $(GO) tool templ generate; exit 1; }; \
+	test "$$before" = "$$(cat web/templates/*_templ.go | sha256sum)" || \
+	  { echo "web/templates: the generated *_templ.go files were stale (now regenerated; commit them)"; exit 1; }
+
+# bench: prunner's own benchmark (bench/, Go) against bin/prunner: every scenario of
+# ../shared/docs/performance.md, one table with pass/miss. BENCH_ARGS="--quick" for a smoke run,
+# "--out results.jsonl" for JSON lines, "--pprof DIR" for server profiles.
 bench: build
-	PRUNNER_BIN=bin/prunner ../shared/bench/run.sh
+	$(GO) run ./bench --bin $(CURDIR)/bin/prunner $(BENCH_ARGS)
+
+# bench-shared: the black-box harness in ../shared/bench (python) against the same binary.
+bench-shared: build
+	PRUNNER_BIN=$(CURDIR)/bin/prunner ../shared/bench/run.sh
 
 clean:
 	rm -rf bin

@@ -21,8 +21,11 @@ import (
 
 	"github.com/prunner-dev/prunner/internal/api"
 	"github.com/prunner-dev/prunner/internal/auth"
+	"github.com/prunner-dev/prunner/internal/dashboard"
+	"github.com/prunner-dev/prunner/internal/metrics"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/store/legacyimport"
 	"github.com/prunner-dev/prunner/internal/store/sqlite"
 )
 
@@ -133,6 +136,11 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		return fmt.Errorf("open store in %s: %w", cfg.data, err)
 	}
 	defer st.Close()
+	// The history of an original prunner in the same data directory (data.json, logs/) is
+	// imported once, before anything runs; a broken data.json stops the start-up.
+	if _, err := legacyimport.Run(ctx, cfg.data, st, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.address)
 	if err != nil {
@@ -140,13 +148,26 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 	}
 
 	workDir, _ := os.Getwd()
-	r := runner.New(runner.Config{
+	var r *runner.Runner
+	m := metrics.New(func(ctx context.Context) ([]metrics.PipelineGauge, error) {
+		infos, err := r.Pipelines(ctx)
+		if err != nil {
+			return nil, err
+		}
+		gauges := make([]metrics.PipelineGauge, len(infos))
+		for i, p := range infos {
+			gauges[i] = metrics.PipelineGauge{Pipeline: p.Definition.Name, Running: p.Running, Waiting: p.Waiting}
+		}
+		return gauges, nil
+	})
+	r = runner.New(runner.Config{
 		Store:     st,
 		DataDir:   cfg.data,
 		WorkDir:   workDir,
 		Env:       taskEnv,
 		KillGrace: cfg.killGrace,
 		Logger:    log,
+		Observer:  m,
 	})
 	r.SetDefinitions(defs)
 	if err := r.Start(ctx); err != nil {
@@ -154,7 +175,19 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		return err
 	}
 
-	app := api.New(api.Config{Secret: secret, Logger: log, EnableProfiling: cfg.enableProfiling}, apiRunner{r})
+	// Closed when the HTTP shutdown starts: it ends the live log streams.
+	liveDone := make(chan struct{})
+	app := api.New(api.Config{
+		Done:            liveDone,
+		Secret:          secret,
+		Logger:          log,
+		EnableProfiling: cfg.enableProfiling,
+		Ready:           r.Ready,
+		Metrics:         m.Handler(),
+		MetricsPublic:   cfg.metricsPublic,
+	}, apiRunner{r})
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dashboardRunner{r})
+	defer dash.Close()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
@@ -204,6 +237,9 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 					log.Warn("second signal: not waiting for jobs any longer")
 				}
 			}
+			// Live dashboard streams end first: the HTTP shutdown waits for open connections.
+			dash.Close()
+			close(liveDone)
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := app.ShutdownWithContext(shutdownCtx); err != nil {
 				log.Warn("http shutdown", "error", err)
