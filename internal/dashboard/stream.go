@@ -27,7 +27,7 @@ const (
 	// live tail must not flood the browser; the download has everything.
 	logWindowMax  = 256 << 10
 	logWindowKeep = 64 << 10
-	retryMillis      = 2000
+	retryMillis   = 2000
 )
 
 // sse writes server-sent events.
