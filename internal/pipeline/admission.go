@@ -34,7 +34,24 @@ type Admission struct {
 // rejected. Admit is pure: the store backends call it inside their admission transaction, so every
 // backend applies the same rules.
 func (d *Definition) Admit(state AdmissionState, partition string) (Admission, error) {
-	if d.StartDelay == 0 && state.Running < d.Concurrency && len(state.Waiting) == 0 {
+	return d.AdmitWith(state.Running, state, partition)
+}
+
+// WaitList is what admission reads of a pipeline's wait list. A store backend may answer from
+// queries instead of loading the whole list (a long list would make every admission slow).
+type WaitList interface {
+	// Len is the number of waiting jobs; PartitionLen those of one partition.
+	Len() int
+	PartitionLen(partition string) int
+	// Last returns the IDs of the last n waiting jobs in list order; LastInPartition those of
+	// one partition.
+	Last(n int) []string
+	LastInPartition(partition string, n int) []string
+}
+
+// AdmitWith is Admit for a wait list given as a WaitList.
+func (d *Definition) AdmitWith(running int, w WaitList, partition string) (Admission, error) {
+	if d.StartDelay == 0 && running < d.Concurrency && w.Len() == 0 {
 		return Admission{Start: true}, nil
 	}
 	if d.QueueLimit != nil && *d.QueueLimit == 0 && d.QueueStrategy != QueuePartitionedReplace {
@@ -42,34 +59,59 @@ func (d *Definition) Admit(state AdmissionState, partition string) (Admission, e
 	}
 	switch d.QueueStrategy {
 	case QueueReplace:
-		if d.QueueLimit == nil || len(state.Waiting) < *d.QueueLimit {
+		if d.QueueLimit == nil {
+			return Admission{}, nil
+		}
+		n := w.Len()
+		if n < *d.QueueLimit {
 			return Admission{}, nil
 		}
 		// Replace from the end until the new job fits within the limit.
-		n := len(state.Waiting) - *d.QueueLimit + 1
-		return Admission{Replace: lastIDs(state.Waiting, n)}, nil
+		return Admission{Replace: w.Last(n - *d.QueueLimit + 1)}, nil
 	case QueuePartitionedReplace:
-		var inPartition []WaitingJob
-		for _, w := range state.Waiting {
-			if w.Partition == partition {
-				inPartition = append(inPartition, w)
-			}
-		}
 		limit := d.QueuePartitionLimit
 		if limit < 1 {
 			limit = 1
 		}
-		if len(inPartition) < limit {
+		n := w.PartitionLen(partition)
+		if n < limit {
 			return Admission{}, nil
 		}
-		n := len(inPartition) - limit + 1
-		return Admission{Replace: lastIDs(inPartition, n)}, nil
+		return Admission{Replace: w.LastInPartition(partition, n-limit+1)}, nil
 	default: // append
-		if d.QueueLimit != nil && len(state.Waiting) >= *d.QueueLimit {
+		if d.QueueLimit != nil && w.Len() >= *d.QueueLimit {
 			return Admission{}, fmt.Errorf("%w: the wait list of pipeline %q is full (queue_limit: %d)", ErrQueueFull, d.Name, *d.QueueLimit)
 		}
 		return Admission{}, nil
 	}
+}
+
+// Len implements WaitList.
+func (s AdmissionState) Len() int { return len(s.Waiting) }
+
+// PartitionLen implements WaitList.
+func (s AdmissionState) PartitionLen(partition string) int {
+	n := 0
+	for _, w := range s.Waiting {
+		if w.Partition == partition {
+			n++
+		}
+	}
+	return n
+}
+
+// Last implements WaitList.
+func (s AdmissionState) Last(n int) []string { return lastIDs(s.Waiting, n) }
+
+// LastInPartition implements WaitList.
+func (s AdmissionState) LastInPartition(partition string, n int) []string {
+	var in []WaitingJob
+	for _, w := range s.Waiting {
+		if w.Partition == partition {
+			in = append(in, w)
+		}
+	}
+	return lastIDs(in, n)
 }
 
 // Schedulable reports whether a schedule request would be accepted now.

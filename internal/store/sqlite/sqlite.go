@@ -276,7 +276,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context) error)
 func (s *Store) statements() []*sql.Stmt {
 	return []*sql.Stmt{
 		s.ws.begin, s.ws.commit, s.ws.rollback,
-		s.ws.countRunning, s.ws.queuedJobs, s.ws.insertJob, s.ws.insertTask, s.ws.replaceJob,
+		s.ws.countRunning, s.ws.insertJob, s.ws.insertTask, s.ws.replaceJob,
 		s.ws.skipTasks, s.ws.startJob, s.ws.jobStatus, s.ws.upsertTask, s.ws.markErrored,
 		s.ws.finishJob, s.ws.finishTasks, s.ws.cancelJob,
 		s.rs.jobByID, s.rs.jobSeq, s.rs.tasksOfJob,

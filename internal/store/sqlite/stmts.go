@@ -41,7 +41,6 @@ type writeStmts struct {
 	rollback *sql.Stmt
 
 	countRunning *sql.Stmt
-	queuedJobs   *sql.Stmt
 	insertJob    *sql.Stmt
 	insertTask   *sql.Stmt
 	replaceJob   *sql.Stmt
@@ -91,8 +90,6 @@ func (s *Store) prepare(ctx context.Context) error {
 		// IN list the planner walks every job of the pipeline, finished ones included. The
 		// count reads the covering index only.
 		{&s.ws.countRunning, `SELECT count(*) FROM jobs WHERE pipeline = ? AND status = '` + string(pipeline.JobRunning) + `'`},
-		{&s.ws.queuedJobs, `SELECT seq, id, queue_partition, start_after FROM jobs
-			WHERE pipeline = ? AND status = '` + string(pipeline.JobQueued) + `' ORDER BY seq`},
 		{&s.ws.insertJob, `INSERT INTO jobs (id, pipeline, status, variables, user_name, queue_partition,
 			created_at, start_after, started_at, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.ws.insertTask, `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,

@@ -13,40 +13,6 @@ import (
 	"github.com/prunner-dev/prunner/internal/store"
 )
 
-// activeState is the admission state of one pipeline as read inside a write transaction, with
-// the seq of every waiting job (same order as state.Waiting).
-type activeState struct {
-	state pipeline.AdmissionState
-	seqs  []int64
-}
-
-// readActive reads the admission state of a pipeline inside a write transaction.
-func (s *Store) readActive(ctx context.Context, pipelineName string) (activeState, error) {
-	var a activeState
-	if err := s.ws.countRunning.QueryRowContext(ctx, pipelineName).Scan(&a.state.Running); err != nil {
-		return activeState{}, err
-	}
-	rows, err := s.ws.queuedJobs.QueryContext(ctx, pipelineName)
-	if err != nil {
-		return activeState{}, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			seq        int64
-			w          pipeline.WaitingJob
-			startAfter intCol
-		)
-		if err := rows.Scan(&seq, &w.ID, &w.Partition, &startAfter); err != nil {
-			return activeState{}, err
-		}
-		w.StartAfter = timeOf(startAfter)
-		a.state.Waiting = append(a.state.Waiting, w)
-		a.seqs = append(a.seqs, seq)
-	}
-	return a, rows.Err()
-}
-
 // Admit implements store.Store.
 func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResult, error) {
 	if p.Job == nil || p.Definition == nil {
@@ -82,11 +48,15 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 				return fmt.Errorf("look up idempotency key: %w", err)
 			}
 		}
-		active, err := s.readActive(ctx, j.Pipeline)
-		if err != nil {
+		var running int
+		if err := s.ws.countRunning.QueryRowContext(ctx, j.Pipeline).Scan(&running); err != nil {
 			return fmt.Errorf("read pipeline state: %w", err)
 		}
-		decision, err := p.Definition.Admit(active.state, j.QueuePartition)
+		waiting := &waitList{ctx: ctx, conn: s.wconn, pipeline: j.Pipeline}
+		decision, err := p.Definition.AdmitWith(running, waiting, j.QueuePartition)
+		if waiting.err != nil {
+			return fmt.Errorf("read wait list: %w", waiting.err)
+		}
 		if err != nil {
 			// The rejection is a domain error (ErrQueueFull, ErrNoQueue) that already names
 			// the pipeline; it is returned as is so the API can show its message.
@@ -160,29 +130,24 @@ func (e errRejected) Unwrap() error { return e.err }
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
 	var res store.ClaimResult
 	err := s.writeTx(ctx, func(ctx context.Context) error {
-		active, err := s.readActive(ctx, p.Pipeline)
-		if err != nil {
+		var running int
+		if err := s.ws.countRunning.QueryRowContext(ctx, p.Pipeline).Scan(&running); err != nil {
 			return fmt.Errorf("read pipeline state: %w", err)
 		}
-		if len(active.state.Waiting) == 0 {
-			return nil
+		ready, readySeqs, next, err := s.claimable(ctx, p.Pipeline, p.Concurrency-running, p.Now)
+		if err != nil {
+			return fmt.Errorf("read wait list: %w", err)
 		}
-		ids, next := pipeline.Claimable(active.state.Running, p.Concurrency, active.state.Waiting, p.Now)
+		ids, _ := pipeline.Claimable(running, p.Concurrency, ready, p.Now)
 		res.NextStart = next
 		if len(ids) == 0 {
 			return nil
 		}
-		seqOf := make(map[string]int64, len(active.seqs))
-		for i, w := range active.state.Waiting {
-			seqOf[w.ID] = active.seqs[i]
-		}
-		seqs := make([]int64, 0, len(ids))
-		for _, id := range ids {
-			seq := seqOf[id]
-			if _, err := s.ws.startJob.ExecContext(ctx, nanos(p.Now), seq); err != nil {
+		seqs := readySeqs[:len(ids)]
+		for i, id := range ids {
+			if _, err := s.ws.startJob.ExecContext(ctx, nanos(p.Now), seqs[i]); err != nil {
 				return fmt.Errorf("start job %s: %w", id, err)
 			}
-			seqs = append(seqs, seq)
 		}
 		// Claimable keeps wait-list order, so seqs ascend; the jobs come back in that order.
 		res.Started, err = s.loadJobsBySeq(ctx, s.wconn, seqs)

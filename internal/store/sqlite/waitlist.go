@@ -1,0 +1,117 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// queuedWhere selects the wait list of one pipeline; the (status, pipeline, seq) index serves it.
+const queuedWhere = `FROM jobs WHERE status = '` + string(pipeline.JobQueued) + `' AND pipeline = ?`
+
+// waitList answers admission's questions about one pipeline's wait list with queries inside the
+// write transaction, so that admitting a job does not load the whole list: a long wait list (a
+// burst of thousands of jobs) would otherwise make every admission slower than the last. The
+// first error is kept and checked after the decision.
+type waitList struct {
+	ctx      context.Context
+	conn     *sql.Conn
+	pipeline string
+	err      error
+}
+
+var _ pipeline.WaitList = (*waitList)(nil)
+
+func (w *waitList) count(query string, args ...any) int {
+	if w.err != nil {
+		return 0
+	}
+	var n int
+	w.err = w.conn.QueryRowContext(w.ctx, query, args...).Scan(&n)
+	return n
+}
+
+func (w *waitList) ids(query string, args ...any) []string {
+	if w.err != nil {
+		return nil
+	}
+	rows, err := w.conn.QueryContext(w.ctx, query, args...)
+	if err != nil {
+		w.err = err
+		return nil
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			w.err = err
+			return nil
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		w.err = err
+	}
+	// The query walks backwards from the end; the decision lists them in wait-list order.
+	slices.Reverse(ids)
+	return ids
+}
+
+func (w *waitList) Len() int {
+	return w.count(`SELECT count(*) `+queuedWhere, w.pipeline)
+}
+
+func (w *waitList) PartitionLen(partition string) int {
+	return w.count(`SELECT count(*) `+queuedWhere+` AND queue_partition = ?`, w.pipeline, partition)
+}
+
+func (w *waitList) Last(n int) []string {
+	return w.ids(`SELECT id `+queuedWhere+` ORDER BY seq DESC LIMIT ?`, w.pipeline, n)
+}
+
+func (w *waitList) LastInPartition(partition string, n int) []string {
+	return w.ids(`SELECT id `+queuedWhere+` AND queue_partition = ? ORDER BY seq DESC LIMIT ?`, w.pipeline, partition, n)
+}
+
+// claimable returns the waiting jobs of a pipeline that may start now (delay elapsed, in
+// wait-list order, at most slots of them) and the earliest future start delay. It is what
+// pipeline.Claimable decides, asked of the index instead of a loaded list.
+func (s *Store) claimable(ctx context.Context, name string, slots int, now time.Time) (waiting []pipeline.WaitingJob, seqs []int64, next time.Time, err error) {
+	if slots > 0 {
+		rows, err := s.wconn.QueryContext(ctx, `SELECT seq, id, queue_partition, start_after `+queuedWhere+
+			` AND (start_after IS NULL OR start_after <= ?) ORDER BY seq LIMIT ?`, name, now.UnixNano(), slots)
+		if err != nil {
+			return nil, nil, time.Time{}, err
+		}
+		for rows.Next() {
+			var (
+				seq        int64
+				w          pipeline.WaitingJob
+				startAfter intCol
+			)
+			if err := rows.Scan(&seq, &w.ID, &w.Partition, &startAfter); err != nil {
+				rows.Close()
+				return nil, nil, time.Time{}, err
+			}
+			w.StartAfter = timeOf(startAfter)
+			waiting = append(waiting, w)
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, time.Time{}, err
+		}
+	}
+	var nextNanos sql.NullInt64
+	if err := s.wconn.QueryRowContext(ctx, `SELECT min(start_after) `+queuedWhere+` AND start_after > ?`, name, now.UnixNano()).Scan(&nextNanos); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	if nextNanos.Valid {
+		next = time.Unix(0, nextNanos.Int64).UTC()
+	}
+	return waiting, seqs, next, nil
+}
