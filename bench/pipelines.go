@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Pipeline names, the same as ../shared/bench/gen_pipelines.py writes.
+const (
+	pipeOne   = "bench_one"
+	pipeWide  = "bench_wide"
+	pipeChain = "bench_chain"
+	pipeTP    = "bench_tp"
+	pipeHuge  = "bench_huge"
+	pipeHist  = "bench_hist"
+)
+
+// pipelineParams sizes the generated pipelines.
+type pipelineParams struct {
+	wide          int
+	chain         int
+	hugeBytes     int64
+	tpConcurrency int
+}
+
+// writePipelines writes dir/pipelines.yml with the benchmark pipelines: the same definitions as
+// gen_pipelines.py, so that figures from both harnesses are comparable.
+func writePipelines(dir string, p pipelineParams) error {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("pipelines:")
+	// 1-task latency.
+	w("  %s:", pipeOne)
+	w("    concurrency: 1")
+	w("    tasks:")
+	w("      t:")
+	w("        script:")
+	w(`          - "true"`)
+	// Wide DAG: independent tasks.
+	w("  %s:", pipeWide)
+	w("    tasks:")
+	for i := range p.wide {
+		w("      w%04d:", i)
+		w("        script:")
+		w(`          - "true"`)
+	}
+	// Chain: every task depends on the previous one.
+	w("  %s:", pipeChain)
+	w("    tasks:")
+	for i := range p.chain {
+		w("      c%04d:", i)
+		w("        script:")
+		w(`          - "true"`)
+		if i > 0 {
+			w("        depends_on: [c%04d]", i-1)
+		}
+	}
+	// Throughput: bounded concurrency, unbounded wait list.
+	w("  %s:", pipeTP)
+	w("    concurrency: %d", p.tpConcurrency)
+	w("    tasks:")
+	w("      t:")
+	w("        script:")
+	w(`          - "true"`)
+	// Huge output on stdout.
+	w("  %s:", pipeHuge)
+	w("    tasks:")
+	w("      t:")
+	w("        script:")
+	w(`          - "yes | head -c %d"`, p.hugeBytes)
+	// History filler: small output using a job variable.
+	w("  %s:", pipeHist)
+	w("    concurrency: %d", p.tpConcurrency)
+	w("    tasks:")
+	w("      t:")
+	w("        script:")
+	w(`          - "echo hello {{ .i }}"`)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "pipelines.yml"), []byte(b.String()), 0o644)
+}
