@@ -78,6 +78,8 @@ type Store struct {
 
 	// ckpt checkpoints the WAL in the background (see checkpointer).
 	ckpt *checkpointer
+	// tasks batches task updates (see taskWrites).
+	tasks taskWrites
 
 	closeOnce sync.Once
 	closeErr  error

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
@@ -166,38 +167,102 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
-	args := []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End),
-		t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts}
-	upsert := func(ctx context.Context) error {
-		r, err := s.ws.upsertTask.ExecContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return pipeline.ErrJobNotFound
-		}
-		return nil
+	w := &taskWrite{
+		jobID:   jobID,
+		errored: t.Errored,
+		args: []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End),
+			t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts},
+		done: make(chan error, 1),
 	}
-	if !t.Errored {
-		// One statement is its own transaction: the common case needs no BEGIN/COMMIT.
-		err = s.withWriter(ctx, upsert)
-	} else {
-		err = s.writeTx(ctx, func(ctx context.Context) error {
-			if err := upsert(ctx); err != nil {
-				return err
-			}
-			_, err := s.ws.markErrored.ExecContext(ctx, jobID)
-			return err
-		})
+	s.tasks.mu.Lock()
+	s.tasks.queue = append(s.tasks.queue, w)
+	lead := !s.tasks.flushing
+	s.tasks.flushing = true
+	s.tasks.mu.Unlock()
+	if lead {
+		// The first caller commits the batch itself (no goroutine hop on the common path of a
+		// single update); what arrives meanwhile is handed on once its own update is done.
+		s.flushTaskWrites(w)
+	}
+	select {
+	case err = <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, ctx.Err())
 	}
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
 	return nil
+}
+
+// taskWrite is one pending UpdateTask.
+type taskWrite struct {
+	jobID   string
+	args    []any
+	errored bool
+	done    chan error
+}
+
+// taskWrites batches concurrent task updates (group commit): the updates that arrive while a
+// transaction commits go together into the next one. A wide job starts and ends hundreds of
+// tasks at once; one transaction each would make the single writer the bottleneck. Every
+// UpdateTask still returns only after its own update is committed.
+type taskWrites struct {
+	mu       sync.Mutex
+	queue    []*taskWrite
+	flushing bool
+}
+
+// flushTaskWrites commits the queued task updates in batches until the queue is empty, or, for a
+// caller that leads with its own update (own != nil), until that update is committed: the rest
+// goes on in a new goroutine, so no caller waits for other callers' updates indefinitely.
+func (s *Store) flushTaskWrites(own *taskWrite) {
+	for {
+		s.tasks.mu.Lock()
+		batch := s.tasks.queue
+		s.tasks.queue = nil
+		if len(batch) == 0 {
+			s.tasks.flushing = false
+			s.tasks.mu.Unlock()
+			return
+		}
+		if own != nil && len(own.done) > 0 {
+			// Our update is committed; hand the new batch to another goroutine.
+			s.tasks.queue = batch
+			s.tasks.mu.Unlock()
+			go s.flushTaskWrites(nil)
+			return
+		}
+		s.tasks.mu.Unlock()
+		results := make([]error, len(batch))
+		err := s.writeTx(context.Background(), func(ctx context.Context) error {
+			for i, w := range batch {
+				r, err := s.ws.upsertTask.ExecContext(ctx, w.args...)
+				if err != nil {
+					return err
+				}
+				if n, err := r.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					results[i] = pipeline.ErrJobNotFound
+					continue
+				}
+				if w.errored {
+					if _, err := s.ws.markErrored.ExecContext(ctx, w.jobID); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		for i, w := range batch {
+			if err != nil {
+				w.done <- err
+			} else {
+				w.done <- results[i]
+			}
+		}
+	}
 }
 
 // lookupStatus reads the seq and status of a job inside a write transaction.
