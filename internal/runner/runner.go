@@ -64,6 +64,9 @@ type Runner struct {
 	running map[string]*jobRun
 	// cancelPending holds cancel requests for jobs claimed but not registered yet.
 	cancelPending map[string]bool
+	// claiming and claimAgain coalesce concurrent claims per pipeline (see claim).
+	claiming   map[string]bool
+	claimAgain map[string]bool
 	// timers wake a pipeline's wait list when a start delay elapses.
 	timers map[string]*time.Timer
 	// idle is closed and replaced whenever a running job ends, for Drain.
@@ -102,6 +105,8 @@ func New(cfg Config) *Runner {
 		running:       map[string]*jobRun{},
 		cancelPending: map[string]bool{},
 		timers:        map[string]*time.Timer{},
+		claiming:      map[string]bool{},
+		claimAgain:    map[string]bool{},
 		idle:          make(chan struct{}),
 		stopped:       make(chan struct{}),
 		reserve:       newBallast(cfg.DataDir),
@@ -362,6 +367,32 @@ func (r *Runner) launch(job *pipeline.Job) {
 // claim starts the waiting jobs of a pipeline that may start now and arms a timer for the next
 // start delay.
 func (r *Runner) claim(name string) {
+	// Claims of one pipeline are coalesced: when several jobs end at once, one claim runs and,
+	// if more requests came meanwhile, one more after it, instead of one transaction each.
+	r.mu.Lock()
+	if r.claiming[name] {
+		r.claimAgain[name] = true
+		r.mu.Unlock()
+		return
+	}
+	r.claiming[name] = true
+	r.mu.Unlock()
+	for {
+		r.claimOnce(name)
+		r.mu.Lock()
+		if r.claimAgain[name] && !r.closing {
+			delete(r.claimAgain, name)
+			r.mu.Unlock()
+			continue
+		}
+		delete(r.claimAgain, name)
+		delete(r.claiming, name)
+		r.mu.Unlock()
+		return
+	}
+}
+
+func (r *Runner) claimOnce(name string) {
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
