@@ -13,9 +13,9 @@ import (
 	"embed"
 	"encoding/hex"
 	"io/fs"
-	"mime"
 	"path"
 	"sort"
+	"sync"
 )
 
 //go:embed static
@@ -30,8 +30,21 @@ type Asset struct {
 	Version string
 }
 
-// assets maps a file name below static/ to the file. It is built once at start-up.
-var assets = loadAssets()
+// assets maps a file name below static/ to the file. It is built on first use, not at start-up:
+// hashing the files costs milliseconds that a server which nobody browses should not pay.
+var assets = sync.OnceValue(loadAssets)
+
+// contentTypes are the types of the embedded files. A fixed table, because mime.TypeByExtension
+// reads the system's MIME database on first use (several milliseconds at start-up).
+var contentTypes = map[string]string{
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".png":  "image/png",
+	".ico":  "image/x-icon",
+	".html": "text/html; charset=utf-8",
+	".txt":  "text/plain; charset=utf-8",
+}
 
 func loadAssets() map[string]*Asset {
 	m := map[string]*Asset{}
@@ -45,7 +58,7 @@ func loadAssets() map[string]*Asset {
 		}
 		sum := sha256.Sum256(data)
 		name := p[len("static/"):]
-		ct := mime.TypeByExtension(path.Ext(name))
+		ct := contentTypes[path.Ext(name)]
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
@@ -60,13 +73,13 @@ func loadAssets() map[string]*Asset {
 
 // Lookup returns the embedded asset called name (a path below static/), or nil.
 func Lookup(name string) *Asset {
-	return assets[name]
+	return assets()[name]
 }
 
 // Names lists the embedded assets in sorted order.
 func Names() []string {
-	names := make([]string, 0, len(assets))
-	for n := range assets {
+	names := make([]string, 0, len(assets()))
+	for n := range assets() {
 		names = append(names, n)
 	}
 	sort.Strings(names)
