@@ -139,10 +139,20 @@ func (b *tab) eval(expr string) string {
 	return v
 }
 
-// waitFor polls a JavaScript condition until it is true.
+// waitFor polls a JavaScript condition until it is true. A poll cut short by a navigation
+// (a form submit in flight) is started again on the new page.
 func (b *tab) waitFor(what, cond string, timeout time.Duration) {
 	b.t.Helper()
-	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		_, err = chromedp.Run(b.ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(50*time.Millisecond)))
+		if err == nil || !strings.Contains(err.Error(), "navigated or closed") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		b.screenshot("timeout-" + strings.ReplaceAll(what, " ", "-"))
 		b.t.Fatalf("waiting for %s (%s): %v; page text:\n%.3000s", what, cond, err, b.eval(`document.body ? document.body.innerText : ''`))
 	}
@@ -331,8 +341,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.do("paste an expired token",
 		chromedp.SetValue(chromedp.CSS(tid("login-token")), expired),
 		chromedp.Click(chromedp.CSS(tid("login-submit"))),
-		chromedp.WaitVisible(chromedp.CSS(tid("flash"))),
 	)
+	// The sign-out page shows a flash too: wait for the new page's message, not just any flash.
+	b.waitFor("the expired-token message",
+		`(document.querySelector('[data-testid="flash"]') || {textContent: ""}).textContent.includes("This token expired at")`, 10*time.Second)
 	if msg := b.eval(`document.querySelector('[data-testid="flash"]').textContent`); !strings.Contains(msg, "This token expired at") {
 		t.Errorf("expired token message = %q", msg)
 	}
