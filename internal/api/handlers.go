@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -159,18 +158,14 @@ func (h *handlers) jobLogs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	task := c.Query("task")
-	if task == "" || len(task) > maxTaskNameLength || strings.ContainsRune(task, 0) {
-		return badRequest("Invalid task name")
-	}
-	ctx := c.UserContext()
-	job, err := h.runner.Job(ctx, id)
+	task, err := taskParam(c)
 	if err != nil {
 		return err
 	}
-	t := job.Task(task)
-	if t == nil {
-		return pipeline.ErrTaskNotFound
+	ctx := c.UserContext()
+	_, t, err := jobTask(ctx, h.runner, id, task)
+	if err != nil {
+		return err
 	}
 	attempt, err := attemptParam(c, t)
 	if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -40,6 +41,20 @@ func taskParam(c *fiber.Ctx) (string, error) {
 		return "", badRequest("Invalid task name")
 	}
 	return task, nil
+}
+
+// jobTask loads the job and finds its task for the log routes: pipeline.ErrJobNotFound or
+// pipeline.ErrTaskNotFound when either is missing.
+func jobTask(ctx context.Context, r Runner, id, task string) (*pipeline.Job, *pipeline.Task, error) {
+	job, err := r.Job(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := job.Task(task)
+	if t == nil {
+		return nil, nil, pipeline.ErrTaskNotFound
+	}
+	return job, t, nil
 }
 
 // logFile is what the runner's log readers offer besides reading (an *os.File does): reading at
@@ -171,13 +186,9 @@ func (h *handlers) jobLogRaw(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	job, err := h.runner.Job(ctx, id)
+	_, t, err := jobTask(ctx, h.runner, id, task)
 	if err != nil {
 		return err
-	}
-	t := job.Task(task)
-	if t == nil {
-		return pipeline.ErrTaskNotFound
 	}
 	attempt, err := attemptParam(c, t)
 	if err != nil {
