@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -476,7 +478,8 @@ pipelines:
     tasks:
       t:
         script:
-          - echo "$PRUNNER_JOB_ID" >> started.txt
+          - mkdir -p started
+          - date +%s%N > "started/$PRUNNER_JOB_ID"
           - sleep {{ .sleep }}
 `).start()
 	var running, queued []string
@@ -493,7 +496,7 @@ pipelines:
 	if n := processesOfJobs(running); n == 0 {
 		t.Fatalf("the running jobs' processes died with the server; the test needs orphans")
 	}
-	if err := os.Remove(filepath.Join(s.dir, "started.txt")); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.dir, "started")); err != nil {
 		t.Fatal(err)
 	}
 	s.start()
@@ -513,8 +516,9 @@ pipelines:
 	}
 	// They started in the order they were accepted (concurrency 4 lets neighbours overlap, so
 	// compare the start order in windows of 4).
-	data, _ := os.ReadFile(filepath.Join(s.dir, "started.txt"))
-	started := strings.Fields(string(data))
+	// (One file per job with its start time: lines appended by jobs starting at the same
+	// moment could interleave.)
+	started := startOrder(t, filepath.Join(s.dir, "started"))
 	if len(started) != 50 {
 		t.Fatalf("%d queued jobs started, want 50", len(started))
 	}
@@ -528,4 +532,36 @@ pipelines:
 		}
 	}
 	eventually(t, 5*time.Second, "orphans to be killed", func() bool { return processesOfJobs(running) == 0 })
+}
+
+// startOrder reads the directory of files named by job ID that hold the job's start time in
+// nanoseconds, and returns the job IDs in start order.
+func startOrder(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type start struct {
+		id string
+		at int64
+	}
+	var starts []start
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err != nil {
+			t.Fatalf("start time of job %s: %v", e.Name(), err)
+		}
+		starts = append(starts, start{e.Name(), at})
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].at < starts[j].at })
+	ids := make([]string, len(starts))
+	for i, st := range starts {
+		ids[i] = st.id
+	}
+	return ids
 }
