@@ -13,8 +13,10 @@ type userKey struct{}
 
 // requireToken admits requests carrying a valid JWT, from the Authorization header
 // ("Bearer <jwt>", scheme case-insensitive) or else from the cookie "jwt", and stores the token's
-// sub claim for userFrom. Everything else gets 401.
+// sub claim for userFrom. Everything else gets 401. Accepted tokens are remembered
+// (auth.Verifier): a client sends the same token with every request.
 func requireToken(secret []byte) fiber.Handler {
+	verifier := auth.NewVerifier(secret)
 	return func(c *fiber.Ctx) error {
 		token, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
 		if !ok {
@@ -23,7 +25,7 @@ func requireToken(secret []byte) fiber.Handler {
 		if token == "" {
 			return unauthorized(c, "missing token")
 		}
-		user, err := auth.Verify(secret, token)
+		user, err := verifier.Verify(token)
 		if err != nil {
 			return unauthorized(c, "invalid token")
 		}

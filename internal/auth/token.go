@@ -37,6 +37,11 @@ func DebugToken(secret []byte, now time.Time) (string, error) {
 // exp, nbf and iat are checked when present (no leeway) and are optional, so a signed token
 // without claims is valid.
 func Verify(secret []byte, token string) (user string, err error) {
+	return verify(secret, token, time.Now)
+}
+
+// verify is Verify at the time now tells.
+func verify(secret []byte, token string, now func() time.Time) (user string, err error) {
 	if len(secret) == 0 {
 		return "", errEmptySecret
 	}
@@ -53,6 +58,7 @@ func Verify(secret []byte, token string) (user string, err error) {
 		// jwt/v5 checks exp and nbf whenever present but iat only with this option; iat in
 		// the future means the token is not valid yet.
 		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(now),
 	)
 	if err != nil {
 		return "", fmt.Errorf("verify jwt: %w", err)

@@ -152,3 +152,54 @@ func TestEmptySecretRejected(t *testing.T) {
 		t.Error("Verify with an empty secret succeeded")
 	}
 }
+
+// TestVerifierRemembersWithinValidity: a remembered token is accepted again without its
+// signature being checked, but never outside the window of its time claims; a rejected token
+// is never remembered.
+func TestVerifierRemembersWithinValidity(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	v := NewVerifier(testSecret)
+	v.now = func() time.Time { return now }
+	sign := func(claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(testSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tok := sign(jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix()})
+	for range 2 {
+		if user, err := v.Verify(tok); err != nil || user != "ann" {
+			t.Fatalf("Verify() = %q, %v; want ann", user, err)
+		}
+	}
+	if len(v.known) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(v.known))
+	}
+	now = now.Add(time.Minute) // exp is exclusive
+	if _, err := v.Verify(tok); err == nil {
+		t.Error("Verify() of a remembered token after its exp succeeded")
+	}
+	now = now.Add(-2 * time.Minute)
+	early := sign(jwt.MapClaims{"iat": now.Add(time.Second).Unix()})
+	if _, err := v.Verify(early); err == nil {
+		t.Error("Verify() of a token issued in the future succeeded")
+	}
+	now = now.Add(time.Second)
+	if _, err := v.Verify(early); err != nil {
+		t.Errorf("Verify() at its iat = %v", err)
+	}
+	now = now.Add(-time.Second)
+	if _, err := v.Verify(early); err == nil {
+		t.Error("Verify() of a remembered token before its iat succeeded")
+	}
+	forged := tok[:len(tok)-2] + "xx"
+	for range 2 {
+		if _, err := v.Verify(forged); err == nil {
+			t.Error("Verify() of a forged token succeeded")
+		}
+	}
+	if _, ok := v.known[forged]; ok {
+		t.Error("a rejected token was remembered")
+	}
+}
