@@ -21,6 +21,9 @@ type Runner interface {
 	Job(ctx context.Context, jobID string) (*pipeline.Job, error)
 	// Jobs lists jobs newest first.
 	Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error)
+	// EachJob streams the jobs that Jobs returns to fn, in the same order (see
+	// store.Store.EachJob); fn's error stops it and is returned.
+	EachJob(ctx context.Context, q store.JobQuery, fn func(*pipeline.Job) error) error
 	// Pipelines lists the loaded pipelines, sorted by name.
 	Pipelines(ctx context.Context) ([]PipelineInfo, error)
 	// OpenLog opens one output stream of a task of a job for reading from the start. A task

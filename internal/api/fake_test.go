@@ -114,6 +114,22 @@ func (f *fakeRunner) Jobs(_ context.Context, q store.JobQuery) ([]*pipeline.Job,
 	return jobs, nil
 }
 
+func (f *fakeRunner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pipeline.Job) error) error {
+	jobs, err := f.Jobs(ctx, q)
+	if err != nil {
+		return err
+	}
+	if q.Limit > 0 && len(jobs) > q.Limit {
+		jobs = jobs[:q.Limit]
+	}
+	for _, j := range jobs {
+		if err := fn(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (f *fakeRunner) Pipelines(context.Context) ([]PipelineInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -37,14 +37,8 @@ func (h *handlers) pipelines(c *fiber.Ctx) error {
 	return c.JSON(pipelinesResponse{Pipelines: pipelineViews(infos)})
 }
 
-type pipelinesJobsResponse struct {
-	Pipelines []pipelineView `json:"pipelines"`
-	Jobs      []jobView      `json:"jobs"`
-	// NextCursor is set when a limit cut the list: pass it as cursor for the next page.
-	NextCursor string `json:"nextCursor,omitempty"`
-}
-
-// pipelinesJobs serves GET /pipelines/jobs: every pipeline and every job, newest first.
+// pipelinesJobs serves GET /pipelines/jobs: every pipeline and every job, newest first (or one
+// page of them with limit/cursor; then nextCursor follows the jobs).
 func (h *handlers) pipelinesJobs(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	infos, err := h.runner.Pipelines(ctx)
@@ -55,11 +49,15 @@ func (h *handlers) pipelinesJobs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page, err := h.jobPage(ctx, q)
+	pipelines, err := json.Marshal(pipelineViews(infos))
 	if err != nil {
 		return err
 	}
-	return c.JSON(pipelinesJobsResponse{Pipelines: pipelineViews(infos), Jobs: page.Jobs, NextCursor: page.NextCursor})
+	prefix := make([]byte, 0, len(pipelines)+16)
+	prefix = append(prefix, `{"pipelines":`...)
+	prefix = append(prefix, pipelines...)
+	prefix = append(prefix, ',')
+	return h.sendJobList(c, prefix, q)
 }
 
 // scheduleBody is the body of POST /pipelines/schedule. Unknown fields are ignored.

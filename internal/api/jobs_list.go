@@ -1,9 +1,11 @@
 package api
 
 import (
-	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -57,30 +59,75 @@ func jobQueryParams(c *fiber.Ctx) (store.JobQuery, error) {
 	return q, nil
 }
 
-type jobPage struct {
-	Jobs       []jobView `json:"jobs"`
-	NextCursor string    `json:"nextCursor,omitempty"`
-}
-
-// jobPage lists one page of jobs. It asks for one job more than the limit to know whether a next
-// page exists.
-func (h *handlers) jobPage(ctx context.Context, q store.JobQuery) (jobPage, error) {
+// sendJobList answers with one page of jobs (q.Limit 0: every job) as a JSON object: prefix
+// (the opening brace and any fields before "jobs"), then "jobs" and, when the limit cut the
+// list, "nextCursor". The jobs are encoded one by one as the store streams them, into the
+// response body in chunks: a list of 10,000 jobs never exists as views or as a second copy.
+func (h *handlers) sendJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) error {
 	limit := q.Limit
 	if limit > 0 {
+		// One job more than the limit tells whether a next page exists.
 		q.Limit = limit + 1
 	}
-	jobs, err := h.runner.Jobs(ctx, q)
-	if err != nil {
-		return jobPage{}, err
+	resp := c.Response()
+	resp.ResetBody()
+	bp := listBuffers.Get().(*[]byte)
+	defer listBuffers.Put(bp)
+	buf := append((*bp)[:0], prefix...)
+	buf = append(buf, `"jobs":[`...)
+	var (
+		n    int
+		last string
+		more bool
+	)
+	err := h.runner.EachJob(c.UserContext(), q, func(j *pipeline.Job) error {
+		if limit > 0 && n == limit {
+			more = true
+			return errListComplete
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		var err error
+		if buf, err = appendJobJSON(buf, j); err != nil {
+			return fmt.Errorf("job %s: %w", j.ID, err)
+		}
+		n++
+		last = j.ID
+		if len(buf) >= listChunk {
+			resp.AppendBody(buf)
+			buf = buf[:0]
+		}
+		return nil
+	})
+	*bp = buf[:0]
+	if err != nil && !errors.Is(err, errListComplete) {
+		resp.ResetBody()
+		return err
 	}
-	var page jobPage
-	if limit > 0 && len(jobs) > limit {
-		jobs = jobs[:limit]
-		page.NextCursor = jobs[limit-1].ID
+	buf = append(buf, ']')
+	if more {
+		buf = append(buf, `,"nextCursor":`...)
+		buf = appendJSONString(buf, last)
 	}
-	page.Jobs = newJobViews(jobs)
-	return page, nil
+	buf = append(buf, '}')
+	resp.AppendBody(buf)
+	*bp = buf[:0]
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return nil
 }
+
+// listChunk is how much of a list is encoded before it is appended to the response body.
+const listChunk = 32 << 10
+
+// listBuffers holds the encoding buffers of lists.
+var listBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, listChunk+8<<10)
+	return &b
+}}
+
+// errListComplete stops a list once it has one job more than the page.
+var errListComplete = errors.New("list complete")
 
 // jobs serves GET /jobs: one page of jobs (same parameters as /pipelines/jobs), without the
 // pipeline list.
@@ -92,9 +139,5 @@ func (h *handlers) jobs(c *fiber.Ctx) error {
 	if q.Limit == 0 {
 		q.Limit = 50
 	}
-	page, err := h.jobPage(c.UserContext(), q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(page)
+	return h.sendJobList(c, []byte{'{'}, q)
 }

@@ -159,11 +159,3 @@ func nonZeroTime(t time.Time) *jsonTime {
 	}
 	return optionalTime(&t)
 }
-
-func newJobViews(jobs []*pipeline.Job) []jobView {
-	views := make([]jobView, 0, len(jobs))
-	for _, j := range jobs {
-		views = append(views, newJobView(j))
-	}
-	return views
-}

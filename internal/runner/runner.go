@@ -112,6 +112,12 @@ func New(cfg Config) *Runner {
 		reserve:       newBallast(cfg.DataDir),
 	}
 	r.defs.Store(&pipeline.Set{Pipelines: map[string]*pipeline.Definition{}})
+	// Until Start has recovered from an unclean stop, the runner admits and starts nothing: it
+	// begins closed, and Start opens it. So the claims that SetDefinitions starts before Start
+	// neither race with the recovery (which would end a job they just started as failed) nor
+	// cost the start-up a write transaction per pipeline; Start claims every pipeline that has
+	// waiting jobs once it has recovered.
+	r.closing = true
 	return r
 }
 
@@ -136,27 +142,55 @@ func (r *Runner) SetDefinitions(set *pipeline.Set) {
 func (r *Runner) Definitions() *pipeline.Set { return r.defs.Load() }
 
 // Start recovers from an unclean stop (jobs left running are ended as failed and their orphaned
-// processes killed), starts the waiting jobs that may start and begins periodic retention.
+// processes killed), starts the waiting jobs that may start and begins periodic retention. Jobs
+// are admitted and claimed only once the recovery is done.
 func (r *Runner) Start(ctx context.Context) error {
 	if err := r.reserve.fill(); err != nil {
 		r.log.Warn("could not reserve disk space in the data directory", "error", err)
 	}
-	ids, err := r.st.RecoverRunning(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
+	// One read tells whether an unclean stop left jobs running and which pipelines have waiting
+	// jobs. Nothing else writes to the store before Start opens the runner, so when no job is
+	// running the recovery has nothing to do, and its write transaction is skipped.
+	states, err := r.st.PipelineStates(ctx)
 	if err != nil {
-		return fmt.Errorf("recover running jobs: %w", err)
+		return fmt.Errorf("read the store: %w", err)
 	}
-	if len(ids) > 0 {
-		r.log.Warn("jobs were running when the server stopped; marked failed", "count", len(ids))
-		killed := killOrphans(ids)
-		if killed > 0 {
-			r.log.Warn("killed orphaned task processes of the previous server", "count", killed)
+	var running bool
+	var queued []string
+	for name, s := range states {
+		running = running || s.Running > 0
+		if len(s.Waiting) > 0 {
+			// Sorted by name, so that the claims below run in a stable order.
+			i := len(queued)
+			queued = append(queued, name)
+			for ; i > 0 && queued[i-1] > name; i-- {
+				queued[i] = queued[i-1]
+			}
+			queued[i] = name
 		}
 	}
-	names, err := r.st.QueuedPipelines(ctx)
-	if err != nil {
-		return fmt.Errorf("list waiting jobs: %w", err)
+	if running {
+		ids, err := r.st.RecoverRunning(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
+		if err != nil {
+			return fmt.Errorf("recover running jobs: %w", err)
+		}
+		if len(ids) > 0 {
+			r.log.Warn("jobs were running when the server stopped; marked failed", "count", len(ids))
+			killed := killOrphans(ids)
+			if killed > 0 {
+				r.log.Warn("killed orphaned task processes of the previous server", "count", killed)
+			}
+		}
 	}
-	for _, name := range names {
+	r.mu.Lock()
+	select {
+	case <-r.stopped:
+		// Stopped (Drain or Stop) before it started: it stays closed.
+	default:
+		r.closing = false
+	}
+	r.mu.Unlock()
+	for _, name := range queued {
 		r.claim(name)
 	}
 	r.applyRetentionAll()
@@ -300,6 +334,11 @@ func (r *Runner) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
 // Jobs lists jobs newest first.
 func (r *Runner) Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error) {
 	return r.st.Jobs(ctx, q)
+}
+
+// EachJob streams the jobs of a list to fn (see store.Store.EachJob).
+func (r *Runner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pipeline.Job) error) error {
+	return r.st.EachJob(ctx, q, fn)
 }
 
 // PipelineInfo is the state of one loaded pipeline.

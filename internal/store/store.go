@@ -50,8 +50,16 @@ type Store interface {
 	// Job returns one job with its tasks, or pipeline.ErrJobNotFound.
 	Job(ctx context.Context, jobID string) (*pipeline.Job, error)
 
-	// Jobs lists jobs with their tasks, newest first (by creation order).
+	// Jobs lists jobs with their tasks, newest first (by creation order). The jobs of a list
+	// have no Definition (Job has it).
 	Jobs(ctx context.Context, q JobQuery) ([]*pipeline.Job, error)
+
+	// EachJob calls fn with every job that Jobs would return, in the same order, from one
+	// consistent snapshot, without holding the whole list: a list of any length streams in
+	// bounded memory. The job passed to fn, and everything it references, is valid only until
+	// fn returns (a store may reuse the memory): fn copies what it keeps. An error from fn stops
+	// the list and is returned.
+	EachJob(ctx context.Context, q JobQuery, fn func(*pipeline.Job) error) error
 
 	// PipelineStates returns, per pipeline name that has running or queued jobs, the admission
 	// state (running count and wait list in order).

@@ -85,6 +85,7 @@ func (s *Store) ImportJobs(ctx context.Context, jobs []*pipeline.Job) (int, erro
 		}
 		defer insertJob.Close()
 		seq := lowest - int64(len(fresh))
+		first := seq
 		for _, e := range fresh {
 			j := e.job
 			if _, err := insertJob.ExecContext(ctx, seq, j.ID, j.Pipeline, string(j.Status),
@@ -101,6 +102,15 @@ func (s *Store) ImportJobs(ctx context.Context, jobs []*pipeline.Job) (int, erro
 			seq++
 		}
 		imported = len(fresh)
+		for from := first; from < seq; from += 500 {
+			seqs := make([]int64, 0, 500)
+			for k := from; k < min(from+500, seq); k++ {
+				seqs = append(seqs, k)
+			}
+			if err := s.writeRecords(ctx, seqs); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,66 +60,187 @@ func (s *Store) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
 	return job, nil
 }
 
-// Jobs implements store.Store. A Before cursor naming a job that does not exist (any more)
-// returns pipeline.ErrJobNotFound rather than a silently wrong page.
+// Jobs implements store.Store (see EachJob).
 func (s *Store) Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error) {
-	var jobs []*pipeline.Job
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var (
-			where []string
-			args  []any
-		)
-		if q.Pipeline != "" {
-			where = append(where, "pipeline = ?")
-			args = append(args, q.Pipeline)
-		}
-		if len(q.Statuses) > 0 {
-			where = append(where, "status IN (?"+strings.Repeat(", ?", len(q.Statuses)-1)+")")
-			for _, st := range q.Statuses {
-				args = append(args, string(st))
-			}
-		}
-		if q.Before != "" {
-			var before int64
-			err := tx.StmtContext(ctx, s.rs.jobSeq).QueryRowContext(ctx, q.Before).Scan(&before)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("cursor %s: %w", q.Before, pipeline.ErrJobNotFound)
-			}
-			if err != nil {
-				return fmt.Errorf("cursor %s: %w", q.Before, err)
-			}
-			where = append(where, "seq < ?")
-			args = append(args, before)
-		}
-		var b strings.Builder
-		b.WriteString("SELECT " + jobColumns + " FROM jobs")
-		if len(where) > 0 {
-			b.WriteString(" WHERE " + strings.Join(where, " AND "))
-		}
-		b.WriteString(" ORDER BY seq DESC")
-		if q.Limit > 0 {
-			b.WriteString(" LIMIT ?")
-			args = append(args, q.Limit)
-		}
-		var (
-			a    arena
-			seqs []int64
-			err  error
-		)
-		jobs, seqs, err = s.queryJobs(ctx, tx, &a, b.String(), args...)
-		if err != nil || q.WithoutTasks {
-			return err
-		}
-		return loadTasks(ctx, tx, jobs, seqs, &a)
+	// An empty list, not nil: it encodes as [] for API clients.
+	jobs := []*pipeline.Job{}
+	err := s.eachJob(ctx, q, false, func(j *pipeline.Job) error {
+		jobs = append(jobs, j)
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	if jobs == nil {
-		// An empty list, not nil: it encodes as [] for API clients.
-		jobs = []*pipeline.Job{}
+		return nil, err
 	}
 	return jobs, nil
+}
+
+// EachJob implements store.Store. A Before cursor naming a job that does not exist (any more)
+// returns pipeline.ErrJobNotFound rather than a silently wrong page.
+//
+// A finished job is decoded from its record (see record.go), one value per job; the others —
+// running and queued jobs, and finished ones whose record was dropped — are read from their
+// columns, a batch at a time, while the list streams through fn in order.
+func (s *Store) EachJob(ctx context.Context, q store.JobQuery, fn func(*pipeline.Job) error) error {
+	return s.eachJob(ctx, q, true, fn)
+}
+
+// eachJob is EachJob; with reuse, the memory of the jobs is reused from batch to batch.
+func (s *Store) eachJob(ctx context.Context, q store.JobQuery, reuse bool, fn func(*pipeline.Job) error) error {
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		where, args, err := s.jobFilter(ctx, tx, q)
+		if err != nil {
+			return err
+		}
+		query := "SELECT seq, final_record FROM jobs" + where + " ORDER BY seq DESC"
+		if q.Limit > 0 {
+			query += " LIMIT ?"
+			args = append(args, q.Limit)
+		}
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		l := jobLister{ctx: ctx, tx: tx, s: s, fn: fn, withoutTasks: q.WithoutTasks, reuse: reuse}
+		var (
+			seq intCol
+			rec sql.RawBytes
+		)
+		for rows.Next() {
+			if err := rows.Scan(&seq, &rec); err != nil {
+				return err
+			}
+			if err := l.add(seq.V, rec); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return l.flush()
+	})
+	if err != nil {
+		return fmt.Errorf("list jobs: %w", err)
+	}
+	return nil
+}
+
+// jobFilter returns the WHERE clause (with a leading space, or empty) and its arguments for q.
+func (s *Store) jobFilter(ctx context.Context, tx *sql.Tx, q store.JobQuery) (string, []any, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if q.Pipeline != "" {
+		where = append(where, "pipeline = ?")
+		args = append(args, q.Pipeline)
+	}
+	if len(q.Statuses) > 0 {
+		where = append(where, "status IN (?"+strings.Repeat(", ?", len(q.Statuses)-1)+")")
+		for _, st := range q.Statuses {
+			args = append(args, string(st))
+		}
+	}
+	if q.Before != "" {
+		var before int64
+		err := tx.StmtContext(ctx, s.rs.jobSeq).QueryRowContext(ctx, q.Before).Scan(&before)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, fmt.Errorf("cursor %s: %w", q.Before, pipeline.ErrJobNotFound)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("cursor %s: %w", q.Before, err)
+		}
+		where = append(where, "seq < ?")
+		args = append(args, before)
+	}
+	if len(where) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args, nil
+}
+
+// listBatch is how many jobs a list holds before it hands them on: jobs without a record are
+// loaded together, and memory stays bounded however long the list is.
+const listBatch = 256
+
+// jobLister collects the rows of a list in batches and hands the jobs to fn in list order.
+type jobLister struct {
+	ctx          context.Context
+	tx           *sql.Tx
+	s            *Store
+	fn           func(*pipeline.Job) error
+	withoutTasks bool
+	// reuse: the jobs of a batch are dead once fn has seen them, so the next batch reuses
+	// their memory.
+	reuse bool
+
+	a       arena
+	tasks   taskBlocks
+	jobs    []*pipeline.Job // the batch; nil where the job has no record
+	seqs    []int64
+	missing []int64
+}
+
+func (l *jobLister) add(seq int64, rec []byte) error {
+	var j *pipeline.Job
+	if len(rec) > 0 {
+		var err error
+		if j, err = decodeRecord(rec, &l.a, &l.tasks); errors.Is(err, errBadRecord) {
+			j = nil // read the columns instead
+		} else if err != nil {
+			return err
+		}
+	}
+	if j == nil {
+		l.missing = append(l.missing, seq)
+	}
+	l.jobs = append(l.jobs, j)
+	l.seqs = append(l.seqs, seq)
+	if len(l.jobs) == listBatch {
+		return l.flush()
+	}
+	return nil
+}
+
+func (l *jobLister) flush() error {
+	if len(l.missing) > 0 {
+		// The list runs newest first; loadJobsBySeq wants ascending seqs.
+		slices.Reverse(l.missing)
+		loaded, err := l.s.loadJobsBySeq(l.ctx, l.tx, l.missing)
+		if err != nil {
+			return err
+		}
+		if len(loaded) != len(l.missing) {
+			return fmt.Errorf("read %d of %d jobs", len(loaded), len(l.missing))
+		}
+		bySeq := make(map[int64]*pipeline.Job, len(loaded))
+		for i, j := range loaded {
+			j.Definition = nil // lists leave it out (see store.Store.EachJob)
+			bySeq[l.missing[i]] = j
+		}
+		for i, j := range l.jobs {
+			if j == nil {
+				if l.jobs[i] = bySeq[l.seqs[i]]; l.jobs[i] == nil {
+					return fmt.Errorf("job of seq %d vanished", l.seqs[i])
+				}
+			}
+		}
+	}
+	for _, j := range l.jobs {
+		if l.withoutTasks {
+			j.Tasks = nil
+		}
+		if err := l.fn(j); err != nil {
+			return err
+		}
+	}
+	clear(l.jobs)
+	l.jobs, l.seqs, l.missing = l.jobs[:0], l.seqs[:0], l.missing[:0]
+	if l.reuse {
+		l.a.reset()
+		l.tasks.reset()
+	}
+	return nil
 }
 
 // loadJobsBySeq loads the jobs with the given seqs (ascending) and their tasks, in seq order.
@@ -362,6 +484,12 @@ func (b *taskBlocks) add(t pipeline.Task) {
 	b.block = append(b.block, t)
 }
 
+// reset reuses the current block from its start: every task handed out must be dead.
+func (b *taskBlocks) reset() {
+	b.block = b.block[:0]
+	b.from = 0
+}
+
 // take returns the current job's tasks and starts the next job's.
 func (b *taskBlocks) take() []pipeline.Task {
 	ts := b.block[b.from:len(b.block):len(b.block)]
@@ -463,7 +591,16 @@ func (a *arena) job() *pipeline.Job {
 		a.jobs = make([]pipeline.Job, 0, nextBlock(cap(a.jobs)))
 	}
 	a.jobs = a.jobs[:len(a.jobs)+1]
-	return &a.jobs[len(a.jobs)-1]
+	j := &a.jobs[len(a.jobs)-1]
+	*j = pipeline.Job{} // a reused slot holds an earlier job
+	return j
+}
+
+// reset lets the arena hand out the memory of its current blocks again: every value it handed
+// out before must be dead.
+func (a *arena) reset() {
+	a.jobs = a.jobs[:0]
+	a.times = a.times[:0]
 }
 
 // time returns the UTC time of a column value, nil for NULL.

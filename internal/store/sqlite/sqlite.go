@@ -78,8 +78,12 @@ type Store struct {
 
 	// ckpt checkpoints the WAL in the background (see checkpointer).
 	ckpt *checkpointer
-	// tasks batches task updates (see taskWrites).
-	tasks taskWrites
+	// txq holds the writes waiting for the writer (see groupcommit.go).
+	txq txQueue
+	// migratedFrom is the schema version the file had when it was opened.
+	migratedFrom int
+	// stmts holds every prepared statement (of ws and rs), closed by Close.
+	stmts []*sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -126,11 +130,10 @@ func open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
 
 	// Pragmas go into the DSN so that database/sql applies them to every connection it opens,
-	// including ones it re-opens later. journal_mode=WAL is persistent in the file; the writer
-	// sets it (first, before any reader connects), readers only inherit it.
+	// including ones it re-opens later. journal_mode=WAL is persistent in the file: the writer
+	// sets it once, in enableWAL (first, before any reader connects), readers only inherit it.
 	wq := url.Values{}
 	wq.Add("_pragma", "busy_timeout("+busy+")")
-	wq.Add("_pragma", "journal_mode(WAL)")
 	wq.Add("_pragma", "synchronous("+synchronous+")")
 	wq.Add("_pragma", "foreign_keys(1)")
 	// The background checkpointer copies the WAL into the database file, so that a commit
@@ -163,8 +166,18 @@ func open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	if err := s.prepareTxControl(ctx); err != nil {
 		return nil, err
 	}
+	created, err := s.enableWAL(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
+	}
+	if created {
+		// The new file's schema is written; from here on every write is as durable as configured.
+		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+synchronous); err != nil {
+			return nil, err
+		}
 	}
 
 	cq := url.Values{}
@@ -191,7 +204,47 @@ func open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	if err := s.prepare(ctx); err != nil {
 		return nil, err
 	}
+	if s.migratedFrom < recordsVersion {
+		// Jobs that finished before the schema had records get theirs now, once.
+		if err := s.writeTx(ctx, s.backfillRecords); err != nil {
+			return nil, fmt.Errorf("store the records of finished jobs: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// enableWAL puts the database into WAL mode, which is persistent in the file, so that only a new
+// file needs the switch. A new, empty file is switched and then migrated without fsyncs
+// (synchronous=OFF; the switch keeps its one-page journal in memory), which saves the half dozen
+// fsyncs and the journal file that creating a WAL database otherwise costs: a crash before the
+// first checkpoint leaves an empty database at worst, which the next start migrates again. It
+// reports whether it did that; the caller then restores the configured synchronous mode.
+func (s *Store) enableWAL(ctx context.Context) (created bool, err error) {
+	var mode string
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return false, fmt.Errorf("read journal_mode: %w", err)
+	}
+	if strings.EqualFold(mode, "wal") {
+		return false, nil
+	}
+	var pages int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return false, fmt.Errorf("read page_count: %w", err)
+	}
+	steps := []string{"PRAGMA journal_mode = WAL"}
+	if pages == 0 {
+		created = true
+		steps = []string{"PRAGMA synchronous = OFF", "PRAGMA journal_mode = MEMORY", "PRAGMA journal_mode = WAL"}
+	}
+	for _, q := range steps {
+		if err := s.wconn.QueryRowContext(ctx, q).Scan(&mode); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return false, fmt.Errorf("could not enable WAL mode: journal_mode is %q", mode)
+	}
+	return created, nil
 }
 
 // dsn builds a file: URI, so that special characters in the path are escaped and the query
@@ -213,7 +266,7 @@ func (s *Store) Close() error {
 		if s.ckpt != nil {
 			errs = append(errs, s.ckpt.stop())
 		}
-		for _, st := range s.statements() {
+		for _, st := range s.stmts {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
@@ -221,6 +274,14 @@ func (s *Store) Close() error {
 		// Readers first: the last connection to close checkpoints the WAL into the main file.
 		if s.read != nil {
 			errs = append(errs, s.read.Close())
+		}
+		if s.wconn != nil {
+			// With no reader left the checkpoint copies everything and empties the WAL, so
+			// that the next start reads one compact file instead of a WAL grown under load.
+			// (SQLite skips this itself when it cannot get the file to itself.)
+			if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+				errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+			}
 		}
 		if s.wconn != nil {
 			errs = append(errs, s.wconn.Close())
@@ -275,16 +336,6 @@ func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context) error)
 	})
 }
 
-func (s *Store) statements() []*sql.Stmt {
-	return []*sql.Stmt{
-		s.ws.begin, s.ws.commit, s.ws.rollback,
-		s.ws.countRunning, s.ws.insertJob, s.ws.insertTask, s.ws.replaceJob,
-		s.ws.skipTasks, s.ws.startJob, s.ws.jobStatus, s.ws.upsertTask, s.ws.markErrored,
-		s.ws.finishJob, s.ws.finishTasks, s.ws.cancelJob,
-		s.rs.jobByID, s.rs.jobSeq, s.rs.tasksOfJob,
-	}
-}
-
 type migration struct {
 	version int
 	name    string
@@ -323,41 +374,54 @@ func migrations() ([]migration, error) {
 	return ms, nil
 }
 
-// migrate applies the migrations newer than the database's user_version, each in its own write
+// migrate applies the migrations newer than the database's user_version. The usual case, a
+// current schema, costs one read and no transaction. Pending migrations are applied in one write
 // transaction together with the new user_version, so a crash never leaves a half-applied
-// version behind. A database written by a newer binary is refused rather than misread.
+// migration behind. A database written by a newer binary is refused rather than misread.
 func (s *Store) migrate(ctx context.Context) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	for _, m := range ms {
-		if err := s.applyMigration(ctx, m, len(ms)); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
-		}
+	latest := len(ms)
+	current, err := s.schemaVersion(ctx, latest)
+	s.migratedFrom = current
+	if err != nil || current == latest {
+		return err
 	}
-	return nil
-}
-
-func (s *Store) applyMigration(ctx context.Context, m migration, latest int) error {
 	return s.writeTx(ctx, func(ctx context.Context) error {
-		var current int
-		if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		// Read again under the write lock: another process may have migrated meanwhile.
+		current, err := s.schemaVersion(ctx, latest)
+		if err != nil {
 			return err
 		}
-		if current > latest {
-			return fmt.Errorf("database schema version %d is newer than this binary supports (%d)", current, latest)
+		for _, m := range ms[current:] {
+			if _, err := s.wconn.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migrate: %s: %w", m.name, err)
+			}
 		}
-		if current >= m.version {
+		if current == latest {
 			return nil
 		}
-		if _, err := s.wconn.ExecContext(ctx, m.sql); err != nil {
-			return err
-		}
 		// PRAGMA takes no bound parameters; the version is an int from our own file names.
-		_, err := s.wconn.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(m.version))
-		return err
+		if _, err := s.wconn.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(latest)); err != nil {
+			return fmt.Errorf("migrate: set user_version: %w", err)
+		}
+		return nil
 	})
+}
+
+// schemaVersion returns the database's user_version, the number of migrations applied to it,
+// refusing one newer than latest.
+func (s *Store) schemaVersion(ctx context.Context, latest int) (int, error) {
+	var current int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return 0, fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	if current > latest {
+		return 0, fmt.Errorf("migrate: database schema version %d is newer than this binary supports (%d)", current, latest)
+	}
+	return current, nil
 }
 
 // definitionCache maps the JSON text of a definition snapshot to its decoded value. Jobs of one

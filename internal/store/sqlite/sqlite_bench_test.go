@@ -70,6 +70,33 @@ func BenchmarkAdmit(b *testing.B) {
 	}
 }
 
+// BenchmarkFinishJob ends a running 1-task job (the job's end, with its record).
+func BenchmarkFinishJob(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(1)
+	now := time.Now()
+	const n = 20000
+	for i := range n {
+		j := benchJob(d, i, now)
+		j.Pipeline = "bench-" + strconv.Itoa(i)
+		if _, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now}); err != nil {
+			b.Fatalf("Admit() error: %v", err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == n {
+			b.Fatal("more iterations than prepared jobs")
+		}
+		if err := s.FinishJob(ctx, store.FinishParams{JobID: "job-" + strconv.Itoa(i), Status: pipeline.JobSucceeded, End: now}); err != nil {
+			b.Fatalf("FinishJob() error: %v", err)
+		}
+		i++
+	}
+}
+
 // BenchmarkUpdateTask rewrites a task record of a running job (a task starting or ending).
 func BenchmarkUpdateTask(b *testing.B) {
 	s := benchStore(b)
@@ -93,13 +120,56 @@ func BenchmarkUpdateTask(b *testing.B) {
 	}
 }
 
-// BenchmarkJobsList10000 lists 10,000 jobs of 3 tasks each, with their tasks.
+// BenchmarkJobsList10000 lists 10,000 finished jobs of 3 tasks each, with their tasks (a
+// history, read from the jobs' records).
 func BenchmarkJobsList10000(b *testing.B) {
+	s := benchHistory(b, 10000, true)
+	b.ReportAllocs()
+	for b.Loop() {
+		jobs, err := s.Jobs(b.Context(), store.JobQuery{})
+		if err != nil {
+			b.Fatalf("Jobs() error: %v", err)
+		}
+		if len(jobs) != 10000 || len(jobs[0].Tasks) != 3 {
+			b.Fatalf("Jobs() returned %d jobs, %d tasks each; want 10000, 3", len(jobs), len(jobs[0].Tasks))
+		}
+	}
+}
+
+// BenchmarkJobsListRunning10000 lists 10,000 running jobs (read from their columns).
+func BenchmarkJobsListRunning10000(b *testing.B) {
+	s := benchHistory(b, 10000, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		jobs, err := s.Jobs(b.Context(), store.JobQuery{})
+		if err != nil || len(jobs) != 10000 {
+			b.Fatalf("Jobs() = %d jobs, %v", len(jobs), err)
+		}
+	}
+}
+
+// BenchmarkEachJob10000 streams 10,000 finished jobs without keeping them.
+func BenchmarkEachJob10000(b *testing.B) {
+	s := benchHistory(b, 10000, true)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := s.EachJob(b.Context(), store.JobQuery{}, func(j *pipeline.Job) error {
+			n += len(j.Tasks)
+			return nil
+		})
+		if err != nil || n != 30000 {
+			b.Fatalf("EachJob() = %d tasks, %v", n, err)
+		}
+	}
+}
+
+// benchHistory stores n jobs of 3 tasks, finished (succeeded) or left running.
+func benchHistory(b *testing.B, n int, finished bool) *Store {
 	s := benchStore(b)
 	ctx := b.Context()
 	d := benchDefinition(3)
 	now := time.Now()
-	const n = 10000
 	for i := range n {
 		j := benchJob(d, i, now)
 		// Spread over pipelines: admission counts the running jobs of one pipeline.
@@ -107,20 +177,15 @@ func BenchmarkJobsList10000(b *testing.B) {
 		if _, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now}); err != nil {
 			b.Fatalf("Admit() error: %v", err)
 		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		jobs, err := s.Jobs(ctx, store.JobQuery{})
-		if err != nil {
-			b.Fatalf("Jobs() error: %v", err)
-		}
-		if len(jobs) != n || len(jobs[0].Tasks) != 3 {
-			b.Fatalf("Jobs() returned %d jobs, %d tasks each; want %d, 3", len(jobs), len(jobs[0].Tasks), n)
+		if finished {
+			if err := s.FinishJob(ctx, store.FinishParams{JobID: j.ID, Status: pipeline.JobSucceeded, End: now}); err != nil {
+				b.Fatalf("FinishJob() error: %v", err)
+			}
 		}
 	}
+	return s
 }
 
-// BenchmarkJobsPage lists a page of 50 jobs of one pipeline among 10,000 (the dashboard).
 func BenchmarkJobsPage(b *testing.B) {
 	s := benchStore(b)
 	ctx := b.Context()
@@ -165,6 +230,37 @@ func BenchmarkJob(b *testing.B) {
 		j, err := s.Job(ctx, "job-"+strconv.Itoa(i%1000))
 		if err != nil || len(j.Tasks) != 3 {
 			b.Fatalf("Job() = %v, %v", j, err)
+		}
+		i++
+	}
+}
+
+// BenchmarkFinishAndClaim is the writer's work when a slot frees on a busy pipeline: the running
+// job ends and the next waiting one is claimed (concurrency 1, a long wait list).
+func BenchmarkFinishAndClaim(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := benchDefinition(1)
+	d.Concurrency = 1
+	now := time.Now()
+	const n = 20000
+	for i := range n {
+		if _, err := s.Admit(ctx, store.AdmitParams{Job: benchJob(d, i, now), Definition: d, Now: now}); err != nil {
+			b.Fatalf("Admit() error: %v", err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == n-1 {
+			b.Fatal("more iterations than prepared jobs")
+		}
+		if err := s.FinishJob(ctx, store.FinishParams{JobID: "job-" + strconv.Itoa(i), Status: pipeline.JobSucceeded, End: now}); err != nil {
+			b.Fatalf("FinishJob() error: %v", err)
+		}
+		res, err := s.Claim(ctx, store.ClaimParams{Pipeline: d.Name, Concurrency: 1, Now: now})
+		if err != nil || len(res.Started) != 1 {
+			b.Fatalf("Claim() = %d started, %v", len(res.Started), err)
 		}
 		i++
 	}

@@ -39,6 +39,10 @@ type writeStmts struct {
 	begin    *sql.Stmt
 	commit   *sql.Stmt
 	rollback *sql.Stmt
+	// The savepoint of each write of a group-committed transaction (see groupcommit.go).
+	savepoint  *sql.Stmt
+	rollbackTo *sql.Stmt
+	release    *sql.Stmt
 
 	countRunning *sql.Stmt
 	insertJob    *sql.Stmt
@@ -52,6 +56,20 @@ type writeStmts struct {
 	finishJob    *sql.Stmt
 	finishTasks  *sql.Stmt
 	cancelJob    *sql.Stmt
+	setRecord    *sql.Stmt
+	recordJob    *sql.Stmt
+	recordTasks  *sql.Stmt
+	jobBySeq     *sql.Stmt
+
+	// The wait-list questions of admissions and claims (see waitlist.go).
+	queuedCount          *sql.Stmt
+	queuedPartitionCount *sql.Stmt
+	queuedLast           *sql.Stmt
+	queuedPartitionLast  *sql.Stmt
+	claimReady           *sql.Stmt
+	nextStartAfter       *sql.Stmt
+	idempotencyLookup    *sql.Stmt
+	setIdempotencyKey    *sql.Stmt
 }
 
 // readStmts are prepared on the read pool (database/sql prepares them once per connection).
@@ -70,12 +88,16 @@ func (s *Store) prepareTxControl(ctx context.Context) error {
 		{&s.ws.begin, "BEGIN IMMEDIATE"},
 		{&s.ws.commit, "COMMIT"},
 		{&s.ws.rollback, "ROLLBACK"},
+		{&s.ws.savepoint, "SAVEPOINT op"},
+		{&s.ws.rollbackTo, "ROLLBACK TO op"},
+		{&s.ws.release, "RELEASE op"},
 	} {
 		st, err := s.wconn.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.query, err)
 		}
 		*p.dst = st
+		s.stmts = append(s.stmts, st)
 	}
 	return nil
 }
@@ -121,6 +143,22 @@ func (s *Store) prepare(ctx context.Context) error {
 				ended_at = CASE status WHEN '` + string(pipeline.TaskRunning) + `' THEN COALESCE(ended_at, ?3) ELSE ended_at END
 			WHERE job_seq = ?4 AND status IN ` + openTaskStatuses},
 		{&s.ws.cancelJob, `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = ? WHERE seq = ?`},
+		{&s.ws.setRecord, `UPDATE jobs SET final_record = ? WHERE seq = ?`},
+		// A record leaves the definition out (see record.go), so it is not read.
+		{&s.ws.recordJob, `SELECT ` + strings.Replace(jobColumns, "definition", "NULL", 1) + ` FROM jobs WHERE seq = ?`},
+		{&s.ws.recordTasks, `SELECT ` + taskColumns + ` FROM tasks WHERE job_seq = ? ORDER BY position`},
+		{&s.ws.jobBySeq, `SELECT ` + jobColumns + ` FROM jobs WHERE seq = ?`},
+		{&s.ws.queuedCount, `SELECT count(*) ` + queuedWhere},
+		{&s.ws.queuedPartitionCount, `SELECT count(*) ` + queuedWhere + ` AND queue_partition = ?`},
+		{&s.ws.queuedLast, `SELECT id ` + queuedWhere + ` ORDER BY seq DESC LIMIT ?`},
+		{&s.ws.queuedPartitionLast, `SELECT id ` + queuedWhere + ` AND queue_partition = ? ORDER BY seq DESC LIMIT ?`},
+		{&s.ws.claimReady, `SELECT seq, id, queue_partition, start_after ` + queuedWhere +
+			` AND (start_after IS NULL OR start_after <= ?) ORDER BY seq LIMIT ?`},
+		// The terms match the partial index jobs_delayed.
+		{&s.ws.nextStartAfter, `SELECT min(start_after) FROM jobs WHERE status = '` + string(pipeline.JobQueued) +
+			`' AND start_after IS NOT NULL AND pipeline = ? AND start_after > ?`},
+		{&s.ws.idempotencyLookup, `SELECT id, pipeline FROM jobs WHERE idempotency_key = ?`},
+		{&s.ws.setIdempotencyKey, `UPDATE jobs SET idempotency_key = ? WHERE seq = ?`},
 	}
 	for _, p := range w {
 		st, err := s.wconn.PrepareContext(ctx, p.query)
@@ -128,6 +166,7 @@ func (s *Store) prepare(ctx context.Context) error {
 			return fmt.Errorf("prepare %q: %w", firstLine(p.query), err)
 		}
 		*p.dst = st
+		s.stmts = append(s.stmts, st)
 	}
 	r := []struct {
 		dst   **sql.Stmt
@@ -143,6 +182,7 @@ func (s *Store) prepare(ctx context.Context) error {
 			return fmt.Errorf("prepare %q: %w", firstLine(p.query), err)
 		}
 		*p.dst = st
+		s.stmts = append(s.stmts, st)
 	}
 	return nil
 }

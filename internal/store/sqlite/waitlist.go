@@ -18,27 +18,27 @@ const queuedWhere = `FROM jobs WHERE status = '` + string(pipeline.JobQueued) + 
 // first error is kept and checked after the decision.
 type waitList struct {
 	ctx      context.Context
-	conn     *sql.Conn
+	s        *Store
 	pipeline string
 	err      error
 }
 
 var _ pipeline.WaitList = (*waitList)(nil)
 
-func (w *waitList) count(query string, args ...any) int {
+func (w *waitList) count(st *sql.Stmt, args ...any) int {
 	if w.err != nil {
 		return 0
 	}
 	var n int
-	w.err = w.conn.QueryRowContext(w.ctx, query, args...).Scan(&n)
+	w.err = st.QueryRowContext(w.ctx, args...).Scan(&n)
 	return n
 }
 
-func (w *waitList) ids(query string, args ...any) []string {
+func (w *waitList) ids(st *sql.Stmt, args ...any) []string {
 	if w.err != nil {
 		return nil
 	}
-	rows, err := w.conn.QueryContext(w.ctx, query, args...)
+	rows, err := st.QueryContext(w.ctx, args...)
 	if err != nil {
 		w.err = err
 		return nil
@@ -62,19 +62,19 @@ func (w *waitList) ids(query string, args ...any) []string {
 }
 
 func (w *waitList) Len() int {
-	return w.count(`SELECT count(*) `+queuedWhere, w.pipeline)
+	return w.count(w.s.ws.queuedCount, w.pipeline)
 }
 
 func (w *waitList) PartitionLen(partition string) int {
-	return w.count(`SELECT count(*) `+queuedWhere+` AND queue_partition = ?`, w.pipeline, partition)
+	return w.count(w.s.ws.queuedPartitionCount, w.pipeline, partition)
 }
 
 func (w *waitList) Last(n int) []string {
-	return w.ids(`SELECT id `+queuedWhere+` ORDER BY seq DESC LIMIT ?`, w.pipeline, n)
+	return w.ids(w.s.ws.queuedLast, w.pipeline, n)
 }
 
 func (w *waitList) LastInPartition(partition string, n int) []string {
-	return w.ids(`SELECT id `+queuedWhere+` AND queue_partition = ? ORDER BY seq DESC LIMIT ?`, w.pipeline, partition, n)
+	return w.ids(w.s.ws.queuedPartitionLast, w.pipeline, partition, n)
 }
 
 // claimable returns the waiting jobs of a pipeline that may start now (delay elapsed, in
@@ -82,8 +82,7 @@ func (w *waitList) LastInPartition(partition string, n int) []string {
 // pipeline.Claimable decides, asked of the index instead of a loaded list.
 func (s *Store) claimable(ctx context.Context, name string, slots int, now time.Time) (waiting []pipeline.WaitingJob, seqs []int64, next time.Time, err error) {
 	if slots > 0 {
-		rows, err := s.wconn.QueryContext(ctx, `SELECT seq, id, queue_partition, start_after `+queuedWhere+
-			` AND (start_after IS NULL OR start_after <= ?) ORDER BY seq LIMIT ?`, name, now.UnixNano(), slots)
+		rows, err := s.ws.claimReady.QueryContext(ctx, name, now.UnixNano(), slots)
 		if err != nil {
 			return nil, nil, time.Time{}, err
 		}
@@ -107,7 +106,7 @@ func (s *Store) claimable(ctx context.Context, name string, slots int, now time.
 		}
 	}
 	var nextNanos sql.NullInt64
-	if err := s.wconn.QueryRowContext(ctx, `SELECT min(start_after) `+queuedWhere+` AND start_after > ?`, name, now.UnixNano()).Scan(&nextNanos); err != nil {
+	if err := s.ws.nextStartAfter.QueryRowContext(ctx, name, now.UnixNano()).Scan(&nextNanos); err != nil {
 		return nil, nil, time.Time{}, err
 	}
 	if nextNanos.Valid {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
@@ -38,9 +37,9 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 	}
 
 	var res store.AdmitResult
-	err = s.writeTx(ctx, func(ctx context.Context) error {
+	err = s.groupTx(ctx, func(ctx context.Context) error {
 		if p.IdempotencyKey != "" {
-			err := s.wconn.QueryRowContext(ctx, `SELECT id, pipeline FROM jobs WHERE idempotency_key = ?`, p.IdempotencyKey).
+			err := s.ws.idempotencyLookup.QueryRowContext(ctx, p.IdempotencyKey).
 				Scan(&res.ExistingID, &res.ExistingPipeline)
 			if err == nil {
 				return nil
@@ -53,7 +52,7 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 		if err := s.ws.countRunning.QueryRowContext(ctx, j.Pipeline).Scan(&running); err != nil {
 			return fmt.Errorf("read pipeline state: %w", err)
 		}
-		waiting := &waitList{ctx: ctx, conn: s.wconn, pipeline: j.Pipeline}
+		waiting := &waitList{ctx: ctx, s: s, pipeline: j.Pipeline}
 		decision, err := p.Definition.AdmitWith(running, waiting, j.QueuePartition)
 		if waiting.err != nil {
 			return fmt.Errorf("read wait list: %w", waiting.err)
@@ -64,14 +63,18 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 			return errRejected{err}
 		}
 		if len(decision.Replace) > 0 {
-			for _, id := range decision.Replace {
-				var seq int64
-				if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seq); err != nil {
+			seqs := make([]int64, len(decision.Replace))
+			for i, id := range decision.Replace {
+				if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seqs[i]); err != nil {
 					return fmt.Errorf("replace job %s: %w", id, err)
 				}
-				if _, err := s.ws.skipTasks.ExecContext(ctx, seq); err != nil {
+				if _, err := s.ws.skipTasks.ExecContext(ctx, seqs[i]); err != nil {
 					return fmt.Errorf("replace job %s: skip tasks: %w", id, err)
 				}
+			}
+			slices.Sort(seqs)
+			if err := s.writeRecords(ctx, seqs); err != nil {
+				return err
 			}
 			res.Replaced = slices.Clone(decision.Replace)
 		}
@@ -90,7 +93,7 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 			return fmt.Errorf("insert: %w", err)
 		}
 		if p.IdempotencyKey != "" {
-			if _, err := s.wconn.ExecContext(ctx, `UPDATE jobs SET idempotency_key = ? WHERE seq = ?`, p.IdempotencyKey, seq); err != nil {
+			if _, err := s.ws.setIdempotencyKey.ExecContext(ctx, p.IdempotencyKey, seq); err != nil {
 				return fmt.Errorf("store idempotency key: %w", err)
 			}
 		}
@@ -114,6 +117,28 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 	return res, nil
 }
 
+// loadStartedJobs reads the jobs that a claim started, with their definitions, inside the write
+// transaction. A claim mostly starts one job (a slot freed): that is read with prepared
+// statements, a batch with one query for all.
+func (s *Store) loadStartedJobs(ctx context.Context, seqs []int64) ([]*pipeline.Job, error) {
+	if len(seqs) != 1 {
+		return s.loadJobsBySeq(ctx, s.wconn, seqs)
+	}
+	var a arena
+	_, j, err := s.scanJob(s.ws.jobBySeq.QueryRowContext(ctx, seqs[0]), &a)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.ws.recordTasks.QueryContext(ctx, seqs[0])
+	if err != nil {
+		return nil, fmt.Errorf("load tasks: %w", err)
+	}
+	if err := attachTasks(rows, []*pipeline.Job{j}, seqs, &a); err != nil {
+		return nil, fmt.Errorf("load tasks: %w", err)
+	}
+	return []*pipeline.Job{j}, nil
+}
+
 // insertTask inserts the record of a job's task at position pos, inside a write transaction.
 func (s *Store) insertTask(ctx context.Context, seq int64, pos int, t pipeline.Task, e encodedTask) error {
 	_, err := s.ws.insertTask.ExecContext(ctx, seq, pos, t.Name, e.deps, string(t.Status),
@@ -130,7 +155,7 @@ func (e errRejected) Unwrap() error { return e.err }
 // Claim implements store.Store.
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
 	var res store.ClaimResult
-	err := s.writeTx(ctx, func(ctx context.Context) error {
+	err := s.groupTx(ctx, func(ctx context.Context) error {
 		var running int
 		if err := s.ws.countRunning.QueryRowContext(ctx, p.Pipeline).Scan(&running); err != nil {
 			return fmt.Errorf("read pipeline state: %w", err)
@@ -151,7 +176,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResu
 			}
 		}
 		// Claimable keeps wait-list order, so seqs ascend; the jobs come back in that order.
-		res.Started, err = s.loadJobsBySeq(ctx, s.wconn, seqs)
+		res.Started, err = s.loadStartedJobs(ctx, seqs)
 		return err
 	})
 	if err != nil {
@@ -161,108 +186,35 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResu
 }
 
 // UpdateTask implements store.Store. It does not check the job's status: the runner owns the
-// order of its writes, and a late task record of a job that just ended is still true.
+// order of its writes, and a late task record of a job that just ended is still true. A wide job
+// starts and ends hundreds of tasks at once: their updates share transactions (groupTx).
 func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) error {
 	e, err := encodeTask(t)
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
-	w := &taskWrite{
-		jobID:   jobID,
-		errored: t.Errored,
-		args: []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End),
-			t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts},
-		done: make(chan error, 1),
-	}
-	s.tasks.mu.Lock()
-	s.tasks.queue = append(s.tasks.queue, w)
-	lead := !s.tasks.flushing
-	s.tasks.flushing = true
-	s.tasks.mu.Unlock()
-	if lead {
-		// The first caller commits the batch itself (no goroutine hop on the common path of a
-		// single update); what arrives meanwhile is handed on once its own update is done.
-		s.flushTaskWrites(w)
-	}
-	select {
-	case err = <-w.done:
-	case <-ctx.Done():
-		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, ctx.Err())
-	}
+	err = s.groupTx(ctx, func(ctx context.Context) error {
+		r, err := s.ws.upsertTask.ExecContext(ctx, jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start),
+			nanosPtr(t.End), t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts)
+		if err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return pipeline.ErrJobNotFound
+		}
+		if t.Errored {
+			if _, err := s.ws.markErrored.ExecContext(ctx, jobID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
 	return nil
-}
-
-// taskWrite is one pending UpdateTask.
-type taskWrite struct {
-	jobID   string
-	args    []any
-	errored bool
-	done    chan error
-}
-
-// taskWrites batches concurrent task updates (group commit): the updates that arrive while a
-// transaction commits go together into the next one. A wide job starts and ends hundreds of
-// tasks at once; one transaction each would make the single writer the bottleneck. Every
-// UpdateTask still returns only after its own update is committed.
-type taskWrites struct {
-	mu       sync.Mutex
-	queue    []*taskWrite
-	flushing bool
-}
-
-// flushTaskWrites commits the queued task updates in batches until the queue is empty, or, for a
-// caller that leads with its own update (own != nil), until that update is committed: the rest
-// goes on in a new goroutine, so no caller waits for other callers' updates indefinitely.
-func (s *Store) flushTaskWrites(own *taskWrite) {
-	for {
-		s.tasks.mu.Lock()
-		batch := s.tasks.queue
-		s.tasks.queue = nil
-		if len(batch) == 0 {
-			s.tasks.flushing = false
-			s.tasks.mu.Unlock()
-			return
-		}
-		if own != nil && len(own.done) > 0 {
-			// Our update is committed; hand the new batch to another goroutine.
-			s.tasks.queue = batch
-			s.tasks.mu.Unlock()
-			go s.flushTaskWrites(nil)
-			return
-		}
-		s.tasks.mu.Unlock()
-		results := make([]error, len(batch))
-		err := s.writeTx(context.Background(), func(ctx context.Context) error {
-			for i, w := range batch {
-				r, err := s.ws.upsertTask.ExecContext(ctx, w.args...)
-				if err != nil {
-					return err
-				}
-				if n, err := r.RowsAffected(); err != nil {
-					return err
-				} else if n == 0 {
-					results[i] = pipeline.ErrJobNotFound
-					continue
-				}
-				if w.errored {
-					if _, err := s.ws.markErrored.ExecContext(ctx, w.jobID); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		for i, w := range batch {
-			if err != nil {
-				w.done <- err
-			} else {
-				w.done <- results[i]
-			}
-		}
-	}
 }
 
 // lookupStatus reads the seq and status of a job inside a write transaction.
@@ -290,7 +242,7 @@ func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
 	if running == "" {
 		running = pipeline.TaskCanceled
 	}
-	err := s.writeTx(ctx, func(ctx context.Context) error {
+	err := s.groupTx(ctx, func(ctx context.Context) error {
 		seq, status, err := s.lookupStatus(ctx, p.JobID)
 		if err != nil {
 			return err
@@ -303,8 +255,10 @@ func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
 			string(p.Status), end, p.LastError, p.Status == pipeline.JobFailed, seq); err != nil {
 			return err
 		}
-		_, err = s.ws.finishTasks.ExecContext(ctx, string(running), string(pending), end, seq)
-		return err
+		if _, err := s.ws.finishTasks.ExecContext(ctx, string(running), string(pending), end, seq); err != nil {
+			return err
+		}
+		return s.writeRecords(ctx, []int64{seq})
 	})
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", p.JobID, err)
@@ -315,7 +269,7 @@ func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
 // CancelQueued implements store.Store.
 func (s *Store) CancelQueued(ctx context.Context, jobID string, now time.Time) (pipeline.JobStatus, error) {
 	var before pipeline.JobStatus
-	err := s.writeTx(ctx, func(ctx context.Context) error {
+	err := s.groupTx(ctx, func(ctx context.Context) error {
 		seq, status, err := s.lookupStatus(ctx, jobID)
 		if err != nil {
 			return err
@@ -327,8 +281,10 @@ func (s *Store) CancelQueued(ctx context.Context, jobID string, now time.Time) (
 		if _, err := s.ws.cancelJob.ExecContext(ctx, nanos(now), seq); err != nil {
 			return err
 		}
-		_, err = s.ws.skipTasks.ExecContext(ctx, seq)
-		return err
+		if _, err := s.ws.skipTasks.ExecContext(ctx, seq); err != nil {
+			return err
+		}
+		return s.writeRecords(ctx, []int64{seq})
 	})
 	if err != nil {
 		return "", fmt.Errorf("cancel queued job %s: %w", jobID, err)
@@ -340,7 +296,7 @@ func (s *Store) CancelQueued(ctx context.Context, jobID string, now time.Time) (
 // end as errors with the reason, their waiting tasks skipped.
 func (s *Store) RecoverRunning(ctx context.Context, reason string, now time.Time) ([]string, error) {
 	var ids []string
-	err := s.writeTx(ctx, func(ctx context.Context) error {
+	err := s.groupTx(ctx, func(ctx context.Context) error {
 		// Tasks first: the job status still tells which jobs are concerned.
 		if _, err := s.wconn.ExecContext(ctx, `UPDATE tasks SET
 				status = CASE status WHEN ?1 THEN ?3 ELSE ?4 END,
@@ -353,15 +309,18 @@ func (s *Store) RecoverRunning(ctx context.Context, reason string, now time.Time
 			string(pipeline.TaskSkipped), reason, nanos(now)); err != nil {
 			return fmt.Errorf("end tasks: %w", err)
 		}
-		var err error
-		ids, err = collectIDs(s.wconn.QueryContext(ctx, `UPDATE jobs
+		var (
+			seqs []int64
+			err  error
+		)
+		ids, seqs, err = collectIDs(s.wconn.QueryContext(ctx, `UPDATE jobs
 			SET status = ?1, ended_at = ?2, last_error = ?3, errored = 1
 			WHERE status = ?4 RETURNING seq, id`,
 			string(pipeline.JobFailed), nanos(now), reason, string(pipeline.JobRunning)))
 		if err != nil {
 			return fmt.Errorf("end jobs: %w", err)
 		}
-		return nil
+		return s.writeRecords(ctx, seqs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("recover running jobs: %w", err)
@@ -375,11 +334,11 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) ([]
 		return nil, nil
 	}
 	var ids []string
-	err := s.writeTx(ctx, func(ctx context.Context) error {
+	err := s.groupTx(ctx, func(ctx context.Context) error {
 		// The cut-off for KeepNewest is the seq of the first finished job beyond the newest N;
 		// it and every older finished job go. The tasks follow through ON DELETE CASCADE.
 		var err error
-		ids, err = collectIDs(s.wconn.QueryContext(ctx, `DELETE FROM jobs
+		ids, _, err = collectIDs(s.wconn.QueryContext(ctx, `DELETE FROM jobs
 			WHERE pipeline = ?1 AND status IN `+finalJobStatuses+` AND (
 				(?2 IS NOT NULL AND ended_at < ?2)
 				OR (?3 > 0 AND seq <= (SELECT seq FROM jobs
@@ -396,10 +355,10 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) ([]
 }
 
 // collectIDs reads the (seq, id) rows of a RETURNING clause, whose order SQLite does not
-// define, and returns the IDs in creation order.
-func collectIDs(rows *sql.Rows, err error) ([]string, error) {
+// define, and returns the IDs and seqs in creation order.
+func collectIDs(rows *sql.Rows, err error) ([]string, []int64, error) {
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	type row struct {
@@ -410,17 +369,18 @@ func collectIDs(rows *sql.Rows, err error) ([]string, error) {
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.seq, &r.id); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rs = append(rs, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices.SortFunc(rs, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
 	ids := make([]string, len(rs))
+	seqs := make([]int64, len(rs))
 	for i, r := range rs {
-		ids[i] = r.id
+		ids[i], seqs[i] = r.id, r.seq
 	}
-	return ids, nil
+	return ids, seqs, nil
 }

@@ -213,6 +213,13 @@ func (f *fixture) list(q store.JobQuery) []*pipeline.Job {
 	return jobs
 }
 
+// withoutDefinition returns j as a list shows it: without its definition.
+func withoutDefinition(j *pipeline.Job) *pipeline.Job {
+	c := *j
+	c.Definition = nil
+	return &c
+}
+
 func waitingIDs(ws []pipeline.WaitingJob) []string {
 	ids := []string{}
 	for _, w := range ws {

@@ -49,6 +49,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobsTasks", testJobsTasks},
 		{"JobsPagingWhileAdding", testJobsPagingWhileAdding},
 		{"JobsUnknownCursor", testJobsUnknownCursor},
+		{"EachJob", testEachJob},
+		{"JobsLongMixedList", testJobsLongMixedList},
+		{"JobsAfterLateTaskUpdate", testJobsAfterLateTaskUpdate},
 		{"JobUnknown", testJobUnknown},
 		{"VariablesRoundTrip", testVariablesRoundTrip},
 		{"TimesRoundTrip", testTimesRoundTrip},
@@ -264,7 +267,7 @@ func testAdmitStoresJob(t *testing.T, open func(t *testing.T) store.Store) {
 	if len(jobs) != 1 {
 		t.Fatalf("Jobs() returned %d jobs, want 1", len(jobs))
 	}
-	checkJob(t, jobs[0], &want)
+	checkJob(t, jobs[0], withoutDefinition(&want))
 }
 
 func testAdmitRejectedStoresNothing(t *testing.T, open func(t *testing.T) store.Store) {
@@ -873,7 +876,7 @@ func testJobsQuery(t *testing.T, open func(t *testing.T) store.Store) {
 					}
 					continue
 				}
-				checkJob(t, j, f.job(j.ID))
+				checkJob(t, j, withoutDefinition(f.job(j.ID)))
 			}
 		})
 	}
@@ -1089,9 +1092,10 @@ func testDefinitionRoundTrip(t *testing.T, open func(t *testing.T) store.Store) 
 	if got := f.job("j2").Definition; got != nil {
 		t.Errorf("Job() Definition = %+v, want nil", got)
 	}
+	// Lists leave the definition out.
 	jobs := f.list(store.JobQuery{Pipeline: "release"})
-	if len(jobs) != 1 || !reflect.DeepEqual(jobs[0].Definition, d) {
-		t.Errorf("Jobs() Definition = %+v, want %+v", jobs[0].Definition, d)
+	if len(jobs) != 1 || jobs[0].Definition != nil {
+		t.Errorf("Jobs() = %d jobs, Definition %+v; want 1 job without definition", len(jobs), jobs[0].Definition)
 	}
 }
 

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+)
+
+// jobJSONCases are jobs in every shape a list shows: each optional field set and unset, and
+// strings that encoding/json escapes.
+func jobJSONCases() []*pipeline.Job {
+	t0 := time.Date(2026, 11, 28, 1, 2, 3, 456789, time.FixedZone("x", 3600))
+	t1 := t0.Add(90 * time.Second)
+	return []*pipeline.Job{
+		{ID: "a", Pipeline: "p", Status: pipeline.JobQueued, Created: t0},
+		{ID: "b", Pipeline: "p", Status: pipeline.JobQueued, Created: t0, StartAfter: t1, QueuePartition: "tenant-1",
+			Variables: map[string]any{}, Tasks: []pipeline.Task{{Name: "t", Status: pipeline.TaskWaiting, DependsOn: []string{}}}},
+		{ID: "c", Pipeline: "p", Status: pipeline.JobSucceeded, Created: t0, Start: &t0, End: &t1, User: "ann",
+			Variables: map[string]any{"n": json.Number("12345678901"), "s": "<script>&", "nested": map[string]any{"a": []any{true, nil}}},
+			Tasks: []pipeline.Task{
+				{Name: "build", Status: pipeline.TaskDone, Start: &t0, End: &t1, Attempt: 1},
+				{Name: "test", Status: pipeline.TaskSkipped, DependsOn: []string{"build", "lint"}},
+			}},
+		{ID: "d", Pipeline: "p\u2028q", Status: pipeline.JobFailed, Created: t0, Start: &t0, End: &t1, Errored: true,
+			LastError: "exit \"status\" 1\n\t\\ \x00\x1f\x7f <>&", Tasks: []pipeline.Task{
+				{Name: "tâsk ✓", Status: pipeline.TaskError, Start: &t0, End: &t1, ExitCode: -1, Errored: true,
+					Error: "bad \xff\xfe utf8 \u2029 \b\f", Attempt: 3, Attempts: []pipeline.TaskAttempt{
+						{Number: 1, Start: t0, End: t1, ExitCode: 2, Error: "exit status 2"},
+						{Number: 2, Start: t0, End: t1}}},
+			}},
+		{ID: "e", Pipeline: "p", Status: pipeline.JobReplaced, Created: t0, End: &t1, ReplacedBy: "f"},
+		{ID: "g", Pipeline: "p", Status: pipeline.JobCanceled, Created: t0, Start: &t0, End: &t1, LastError: "canceled"},
+		{ID: "h", Variables: map[string]any{"z": "last", "a": json.Number("-1.5e+10"), "m": json.Number("0"), "f": 1.5,
+			"i": 7, "b": false, "l": []any{"x", json.Number("2"), map[string]any{"k<": "v>"}, []any{}}, "e": map[string]any{},
+			"\u00e9 ": "ÿ"}},
+		{ID: "y", Created: time.Date(12345, 1, 2, 3, 4, 5, 0, time.UTC), Start: ptr(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC))},
+		{},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestAppendJSONTimeEveryDigit: the hand-written layout matches time.Format over dates and
+// clock values with every digit.
+func TestAppendJSONTimeEveryDigit(t *testing.T) {
+	base := time.Date(1999, 12, 31, 23, 59, 58, 999999999, time.FixedZone("y", -7200))
+	for i := range 5000 {
+		tm := base.Add(time.Duration(i) * 7919 * time.Second)
+		want, _ := json.Marshal(jsonTime(tm))
+		if got := appendJSONTime(nil, tm); !bytes.Equal(got, want) {
+			t.Fatalf("appendJSONTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
+// TestAppendJobJSONMatchesEncodingJSON: the list encoder writes exactly what encoding/json
+// writes for the job's view (the job detail's encoding), byte for byte.
+func TestAppendJobJSONMatchesEncodingJSON(t *testing.T) {
+	for _, j := range jobJSONCases() {
+		want, err := json.Marshal(newJobView(j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendJobJSON(nil, j)
+		if err != nil {
+			t.Fatalf("appendJobJSON(%s) error: %v", j.ID, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("appendJobJSON(%s) =\n%s\nwant\n%s", j.ID, got, want)
+		}
+	}
+}
+
+// FuzzAppendJSONString: any string, valid UTF-8 or not, encodes as encoding/json encodes it.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "<a href=\"x\">&amp;</a>", "\x00\x01\n\r\t\b\f", "\xff", "é\u2028\u2029✓", "\xe2\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
+
+func BenchmarkAppendJobJSON(b *testing.B) {
+	t0 := time.Now()
+	j := &pipeline.Job{ID: "0d9a3c1e-8a4e-4a52-9f5e-2b7f1f0e6a11", Pipeline: "bench_hist", Status: pipeline.JobSucceeded,
+		Created: t0, Start: &t0, End: &t0, Tasks: []pipeline.Task{{Name: "t", Status: pipeline.TaskDone, Start: &t0, End: &t0, Attempt: 1}}}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = appendJobJSON(buf[:0], j)
+	}
+}

@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Group commit. Every write of the store — an admission, a claim, a task update, a job's end —
+// is a transaction on the single writer connection, and a commit costs more than most of the
+// statements in it (it writes each changed page to the WAL). Under load many writes wait for the
+// writer at once: they are run together, each inside a savepoint of one transaction, and
+// committed once. Each write still sees the writes before it, fails alone (its savepoint is
+// rolled back), and returns only when its own work is committed; alone, a write runs as its own
+// transaction, as before.
+
+// txOp is one write waiting for the writer.
+type txOp struct {
+	ctx  context.Context
+	fn   func(ctx context.Context) error
+	done chan error // receives the outcome once the op's batch committed (or failed)
+}
+
+// txQueue holds the writes waiting for the writer.
+type txQueue struct {
+	mu      sync.Mutex
+	ops     []*txOp
+	running bool // a goroutine is running batches
+}
+
+// maxBatch bounds the writes of one transaction, so that a burst does not hold every caller of
+// a huge batch until its end.
+const maxBatch = 64
+
+// groupTx runs fn in a write transaction, possibly shared with other writes (see above), and
+// returns once that transaction committed. fn's error rolls back fn's work only and is returned.
+// The caller's context bounds the wait for the writer: a write that has not started when ctx
+// ends is withdrawn and returns ctx's error; once started it completes.
+func (s *Store) groupTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &txOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	q := &s.txq
+	q.mu.Lock()
+	q.ops = append(q.ops, op)
+	lead := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if lead {
+		// The first writer runs the batches itself (no goroutine hop on the common path of a
+		// single write); once its own write is done, a new goroutine takes over.
+		s.runBatches(op)
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	for i, o := range q.ops {
+		if o == op {
+			q.ops = append(q.ops[:i], q.ops[i+1:]...)
+			q.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	q.mu.Unlock()
+	// Already taken into a transaction: its outcome is the truth.
+	return <-op.done
+}
+
+// runBatches runs queued writes in batches until the queue is empty or, for a caller that leads
+// with its own write (own != nil), until that write is done. A batch is taken from the queue
+// only once the writer is held, so that a write whose caller gives up while waiting for the
+// writer can still be withdrawn.
+func (s *Store) runBatches(own *txOp) {
+	q := &s.txq
+	for {
+		var ctxDone <-chan struct{}
+		if own != nil {
+			ctxDone = own.ctx.Done()
+		}
+		select {
+		case s.wlock <- struct{}{}:
+		case <-ctxDone:
+			// The leader's caller gives up waiting: it withdraws its write (groupTx), and a
+			// goroutine waits for the writer on behalf of the others.
+			go s.runBatches(nil)
+			return
+		}
+		q.mu.Lock()
+		if len(q.ops) == 0 || (own != nil && len(own.done) > 0) {
+			if len(q.ops) == 0 {
+				q.running = false
+			} else {
+				go s.runBatches(nil)
+			}
+			q.mu.Unlock()
+			<-s.wlock
+			return
+		}
+		n := min(len(q.ops), maxBatch)
+		batch := make([]*txOp, n)
+		copy(batch, q.ops)
+		q.ops = append(q.ops[:0], q.ops[n:]...)
+		q.mu.Unlock()
+		s.runBatch(batch)
+		<-s.wlock
+	}
+}
+
+// runBatch runs the writes of batch in one transaction and tells each its outcome. The caller
+// holds the writer.
+func (s *Store) runBatch(batch []*txOp) {
+	results := make([]error, len(batch))
+	err := s.batchTx(func(ctx context.Context) error {
+		if len(batch) == 1 {
+			results[0] = batch[0].fn(context.WithoutCancel(batch[0].ctx))
+			// Alone, the write's error rolls back the transaction.
+			return results[0]
+		}
+		for i, op := range batch {
+			if _, err := s.ws.savepoint.ExecContext(ctx); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			results[i] = op.fn(context.WithoutCancel(op.ctx))
+			if results[i] != nil {
+				if _, err := s.ws.rollbackTo.ExecContext(ctx); err != nil {
+					// The transaction itself is gone (SQLite rolls back the whole transaction
+					// on some errors, a full disk among them): nothing of the batch stays.
+					return errors.Join(results[i], fmt.Errorf("roll back to savepoint: %w", err))
+				}
+			}
+			if _, err := s.ws.release.ExecContext(ctx); err != nil {
+				return errors.Join(results[i], fmt.Errorf("release savepoint: %w", err))
+			}
+		}
+		return nil
+	})
+	for i, op := range batch {
+		switch {
+		case results[i] != nil:
+			// The op failed on its own; its savepoint (or the transaction) was rolled back.
+			op.done <- results[i]
+		case err != nil:
+			op.done <- err
+		default:
+			op.done <- nil
+		}
+	}
+}
+
+// batchTx runs fn in a write transaction; the caller holds the writer.
+func (s *Store) batchTx(fn func(ctx context.Context) error) error {
+	if s.closed {
+		return errClosed
+	}
+	ctx := context.Background()
+	if _, err := s.ws.begin.ExecContext(ctx); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(ctx); err != nil {
+		_, _ = s.ws.rollback.ExecContext(ctx)
+		return err
+	}
+	if _, err := s.ws.commit.ExecContext(ctx); err != nil {
+		_, _ = s.ws.rollback.ExecContext(ctx)
+		return fmt.Errorf("commit: %w", err)
+	}
+	s.ckpt.kick()
+	return nil
+}
