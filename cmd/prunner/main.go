@@ -101,6 +101,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 }
 
 // serve runs the server until a signal stops it.
+//
+// The start-up runs in three strands, so that it takes about as long as its longest part rather
+// than the sum of them: the pipeline files load in one goroutine; the data directory is locked
+// and the store opened in another; this goroutine binds the listener and builds the HTTP app
+// meanwhile. The HTTP server starts right away, but it accepts connections only once the store
+// is open, crash recovery is done and the runner has started (see gatedListener): until then
+// they wait in the listen backlog, so no request is answered by a server that is not ready, and
+// a client that connects early gets its answer as soon as the server is.
 func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) error {
 	started := time.Now()
 	// Signals are caught from the start: one that arrives while the server starts is handled as
@@ -109,44 +117,34 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 
+	// Parsing the pipeline files is the longest step of an idle start-up; it needs nothing else.
+	defsDone := make(chan struct{})
+	var (
+		defs    *pipeline.Set
+		defsErr error
+	)
+	go func() {
+		defer close(defsDone)
+		defs, defsErr = loadDefinitions(cfg, log)
+	}()
+
 	secret, err := auth.ResolveSecret(cfg.jwtSecret, cfg.configFile)
 	if err != nil {
-		return err
-	}
-	defs, err := loadDefinitions(cfg, log)
-	if err != nil {
-		return err
-	}
-	taskEnv, err := buildTaskEnv(env, cfg.envFiles, secret)
-	if err != nil {
+		<-defsDone
 		return err
 	}
 
-	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
-		return fmt.Errorf("data directory %s: %w", cfg.data, err)
-	}
-	unlock, err := lockDataDir(cfg.data)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	storeDone := make(chan storeResult, 1)
+	go func() { storeDone <- openStore(ctx, cfg) }()
 
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.data, "prunner.db"))
-	if err != nil {
-		return fmt.Errorf("open store in %s: %w", cfg.data, err)
-	}
-	defer st.Close()
-	// The history of an original prunner in the same data directory (data.json, logs/) is
-	// imported once, before anything runs; a broken data.json stops the start-up.
-	if _, err := legacyimport.Run(ctx, cfg.data, st, log); err != nil {
-		return err
+	taskEnv, envErr := buildTaskEnv(env, cfg.envFiles, secret)
+	ln, lnErr := net.Listen("tcp", cfg.address)
+	if lnErr != nil {
+		lnErr = fmt.Errorf("listen on %s: %w", cfg.address, lnErr)
 	}
 
-	ln, err := net.Listen("tcp", cfg.address)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.address, err)
-	}
-
+	// The HTTP app is built before the runner exists: no handler runs before the gate opens, and
+	// the runner is set into the adapters before that.
 	workDir, _ := os.Getwd()
 	var r *runner.Runner
 	m := metrics.New(func(ctx context.Context) ([]metrics.PipelineGauge, error) {
@@ -160,6 +158,57 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		}
 		return gauges, nil
 	})
+	ar, dr := &apiRunner{}, &dashboardRunner{}
+	// Closed when the HTTP shutdown starts: it ends the live log streams.
+	liveDone := make(chan struct{})
+	app := api.New(api.Config{
+		Done:            liveDone,
+		Secret:          secret,
+		Logger:          log,
+		EnableProfiling: cfg.enableProfiling,
+		Ready:           func(ctx context.Context) error { return r.Ready(ctx) },
+		Metrics:         m.Handler(),
+		MetricsPublic:   cfg.metricsPublic,
+	}, ar)
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dr)
+	defer dash.Close()
+	// gate is closed when the server is ready, or when the start-up failed (after ln is closed).
+	gate := make(chan struct{})
+	serveErr := make(chan error, 1)
+	if lnErr == nil {
+		go func() { serveErr <- app.Listener(gatedListener{Listener: ln, open: gate}) }()
+	}
+
+	<-defsDone
+	sr := <-storeDone
+	if sr.unlock != nil {
+		defer sr.unlock()
+	}
+	if sr.st != nil {
+		defer sr.st.Close()
+	}
+	// abort ends a failed start-up; the deferred calls close the store and unlock the data
+	// directory.
+	abort := func(err error) error {
+		if ln != nil {
+			ln.Close()
+		}
+		close(gate)
+		return err
+	}
+	// The errors in the order of the steps that used to run one after the other.
+	for _, err := range []error{defsErr, envErr, sr.err, lnErr} {
+		if err != nil {
+			return abort(err)
+		}
+	}
+	st := sr.st
+	// The history of an original prunner in the same data directory (data.json, logs/) is
+	// imported once, before anything runs; a broken data.json stops the start-up.
+	if _, err := legacyimport.Run(ctx, cfg.data, st, log); err != nil {
+		return abort(err)
+	}
+
 	r = runner.New(runner.Config{
 		Store:     st,
 		DataDir:   cfg.data,
@@ -169,27 +218,12 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		Logger:    log,
 		Observer:  m,
 	})
+	ar.Runner, dr.Runner = r, r
 	r.SetDefinitions(defs)
 	if err := r.Start(ctx); err != nil {
-		ln.Close()
-		return err
+		return abort(err)
 	}
-
-	// Closed when the HTTP shutdown starts: it ends the live log streams.
-	liveDone := make(chan struct{})
-	app := api.New(api.Config{
-		Done:            liveDone,
-		Secret:          secret,
-		Logger:          log,
-		EnableProfiling: cfg.enableProfiling,
-		Ready:           r.Ready,
-		Metrics:         m.Handler(),
-		MetricsPublic:   cfg.metricsPublic,
-	}, apiRunner{r})
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dashboardRunner{r})
-	defer dash.Close()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(ln) }()
+	close(gate)
 	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
 
 	var pollC <-chan time.Time
@@ -249,6 +283,43 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 			return nil
 		}
 	}
+}
+
+// gatedListener holds the server's connections back until open is closed: they wait in the
+// listen backlog meanwhile. It lets the HTTP server start (and clients connect) while the
+// start-up is still running.
+type gatedListener struct {
+	net.Listener
+	open <-chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	<-l.open
+	return l.Listener.Accept()
+}
+
+// storeResult is what openStore hands over: the data directory's lock and the open store, or
+// the first error.
+type storeResult struct {
+	unlock func()
+	st     *sqlite.Store
+	err    error
+}
+
+// openStore locks the data directory and opens the store.
+func openStore(ctx context.Context, cfg *config) (res storeResult) {
+	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+		res.err = fmt.Errorf("data directory %s: %w", cfg.data, err)
+		return res
+	}
+	if res.unlock, res.err = lockDataDir(cfg.data); res.err != nil {
+		return res
+	}
+	if res.st, res.err = sqlite.Open(ctx, filepath.Join(cfg.data, "prunner.db")); res.err != nil {
+		res.err = fmt.Errorf("open store in %s: %w", cfg.data, res.err)
+		return res
+	}
+	return res
 }
 
 // loadDefinitions loads the pipeline files and logs their warnings.

@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,11 @@ type GaugeSource func(ctx context.Context) ([]PipelineGauge, error)
 
 // Metrics is the runner's observer and the /metrics handler.
 type Metrics struct {
-	registry      *prometheus.Registry
+	registry *prometheus.Registry
+	// runtimeOnce registers the Go runtime and process collectors at the first scrape: they
+	// describe dozens of metrics, which is wasted work for a server start-up until Prometheus
+	// asks, and they read their values at scrape time anyway.
+	runtimeOnce   sync.Once
 	jobsFinished  *prometheus.CounterVec
 	jobDuration   *prometheus.HistogramVec
 	taskDuration  *prometheus.HistogramVec
@@ -67,15 +72,22 @@ func New(gauges GaugeSource) *Metrics {
 	}
 	m.registry.MustRegister(m.jobsFinished, m.jobDuration, m.tasksFinished, m.taskDuration, m.rejections,
 		&gaugeCollector{source: gauges},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	h := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.runtimeOnce.Do(func() {
+			m.registry.MustRegister(
+				collectors.NewGoCollector(),
+				collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			)
+		})
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ScheduleRejected counts a refused schedule request.
