@@ -26,6 +26,9 @@ type fakeRunner struct {
 
 	scheduleErr error
 	jobErr      error
+	// eachJobErr, when set, fails EachJob after eachJobErrAfter jobs.
+	eachJobErr      error
+	eachJobErrAfter int
 	openLogErr  map[pipeline.LogStream]error
 
 	scheduled []ScheduleRequest
@@ -122,7 +125,10 @@ func (f *fakeRunner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pip
 	if q.Limit > 0 && len(jobs) > q.Limit {
 		jobs = jobs[:q.Limit]
 	}
-	for _, j := range jobs {
+	for i, j := range jobs {
+		if f.eachJobErr != nil && i == f.eachJobErrAfter {
+			return f.eachJobErr
+		}
 		if err := fn(j); err != nil {
 			return err
 		}

@@ -3,6 +3,10 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +102,69 @@ func BenchmarkAppendJobJSON(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf, _ = appendJobJSON(buf[:0], j)
+	}
+}
+
+// TestLongListIsOneValidDocument: a list spanning many body chunks is one JSON document whose
+// jobs are exactly their single encodings, in order; a page sets nextCursor.
+func TestLongListIsOneValidDocument(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 3000
+	for i := range n {
+		start := t0.Add(time.Duration(i) * time.Second)
+		e.runner.addJob(&pipeline.Job{ID: fmt.Sprintf("job-%05d", i), Pipeline: "p", Status: pipeline.JobSucceeded,
+			Created: start, Start: &start, End: &start, Variables: map[string]any{"i": json.Number(fmt.Sprint(i))},
+			Tasks: []pipeline.Task{{Name: "t", Status: pipeline.TaskDone, Start: &start, End: &start, Attempt: 1}}})
+	}
+	for _, target := range []string{"/pipelines/jobs", "/jobs?limit=1000"} {
+		resp, body := e.do(t, http.MethodGet, target, "")
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: status %d, type %q", target, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var doc struct {
+			Jobs       []json.RawMessage `json:"jobs"`
+			NextCursor string            `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatalf("%s: %d bytes are not one JSON document: %v", target, len(body), err)
+		}
+		want := n
+		if target != "/pipelines/jobs" {
+			want = 1000
+		}
+		if len(doc.Jobs) != want {
+			t.Fatalf("%s: %d jobs, want %d", target, len(doc.Jobs), want)
+		}
+		for i, raw := range doc.Jobs {
+			j := e.runner.jobs[fmt.Sprintf("job-%05d", n-1-i)]
+			if enc, _ := json.Marshal(newJobView(j)); !bytes.Equal(raw, enc) {
+				t.Fatalf("%s: job %d = %s, want %s", target, i, raw, enc)
+			}
+		}
+		if wantCursor := map[bool]string{true: "", false: fmt.Sprintf("job-%05d", n-1000)}[want == n]; doc.NextCursor != wantCursor {
+			t.Errorf("%s: nextCursor = %q, want %q", target, doc.NextCursor, wantCursor)
+		}
+	}
+}
+
+// TestListErrorMidwayIsAnErrorResponse: a store error after part of the list was encoded gives
+// a JSON error with status 500, not a truncated list.
+func TestListErrorMidwayIsAnErrorResponse(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	for i := range 2000 {
+		e.runner.addJob(&pipeline.Job{ID: fmt.Sprintf("job-%05d", i), Pipeline: "p", Status: pipeline.JobQueued,
+			Created: time.Unix(int64(i), 0), LastError: strings.Repeat("x", 100)})
+	}
+	e.runner.eachJobErr, e.runner.eachJobErrAfter = errors.New("disk on fire"), 1500
+	resp, body := e.do(t, http.MethodGet, "/pipelines/jobs", "")
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", resp.StatusCode)
+	}
+	var got struct{ Error string }
+	if err := json.Unmarshal(body, &got); err != nil || got.Error == "" {
+		t.Errorf("body %.200s is not a JSON error (%v)", body, err)
 	}
 }

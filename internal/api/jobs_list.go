@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,19 +62,19 @@ func jobQueryParams(c *fiber.Ctx) (store.JobQuery, error) {
 
 // sendJobList answers with one page of jobs (q.Limit 0: every job) as a JSON object: prefix
 // (the opening brace and any fields before "jobs"), then "jobs" and, when the limit cut the
-// list, "nextCursor". The jobs are encoded one by one as the store streams them, into the
-// response body in chunks: a list of 10,000 jobs never exists as views or as a second copy.
+// list, "nextCursor". The jobs are encoded one by one as the store streams them, into pooled
+// chunks that become the response body: a list of 10,000 jobs never exists as views, and its
+// bytes are never copied into a growing buffer. The read transaction ends before the first
+// byte is sent, so a slow client holds no snapshot, and an error still gets an error response.
 func (h *handlers) sendJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) error {
 	limit := q.Limit
 	if limit > 0 {
 		// One job more than the limit tells whether a next page exists.
 		q.Limit = limit + 1
 	}
-	resp := c.Response()
-	resp.ResetBody()
-	bp := listBuffers.Get().(*[]byte)
-	defer listBuffers.Put(bp)
-	buf := append((*bp)[:0], prefix...)
+	body := &chunkedBody{}
+	buf := body.start()
+	buf = append(buf, prefix...)
 	buf = append(buf, `"jobs":[`...)
 	var (
 		n    int
@@ -95,14 +96,13 @@ func (h *handlers) sendJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) er
 		n++
 		last = j.ID
 		if len(buf) >= listChunk {
-			resp.AppendBody(buf)
-			buf = buf[:0]
+			buf = body.push(buf)
 		}
 		return nil
 	})
-	*bp = buf[:0]
 	if err != nil && !errors.Is(err, errListComplete) {
-		resp.ResetBody()
+		body.finish(buf)
+		body.Close()
 		return err
 	}
 	buf = append(buf, ']')
@@ -111,20 +111,94 @@ func (h *handlers) sendJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) er
 		buf = appendJSONString(buf, last)
 	}
 	buf = append(buf, '}')
-	resp.AppendBody(buf)
-	*bp = buf[:0]
+	body.finish(buf)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Response().SetBodyStream(body, body.size)
 	return nil
 }
 
-// listChunk is how much of a list is encoded before it is appended to the response body.
-const listChunk = 32 << 10
+// listChunk is the size at which the encoder moves on to the next chunk of a list.
+const listChunk = 64 << 10
 
-// listBuffers holds the encoding buffers of lists.
-var listBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, listChunk+8<<10)
+// listChunks holds the chunks of list bodies; a chunk has room for one more job past listChunk.
+var listChunks = sync.Pool{New: func() any {
+	b := make([]byte, 0, listChunk+16<<10)
 	return &b
 }}
+
+// chunkedBody is a response body made of encoded chunks. The server reads it after the handler
+// returned and closes it, which returns the chunks to the pool.
+type chunkedBody struct {
+	chunks []*[]byte
+	cur    *[]byte // the chunk being filled
+	size   int
+	read   int // bytes of chunks[0] already read
+}
+
+// start returns the first chunk to fill.
+func (b *chunkedBody) start() []byte {
+	b.cur = listChunks.Get().(*[]byte)
+	return (*b.cur)[:0]
+}
+
+// push keeps the filled chunk (which may have grown past its capacity) and returns the next.
+func (b *chunkedBody) push(filled []byte) []byte {
+	b.finish(filled)
+	return b.start()
+}
+
+// finish keeps the last filled chunk.
+func (b *chunkedBody) finish(filled []byte) {
+	*b.cur = filled
+	b.chunks = append(b.chunks, b.cur)
+	b.size += len(filled)
+	b.cur = nil
+}
+
+func (b *chunkedBody) Read(p []byte) (int, error) {
+	for len(b.chunks) > 0 {
+		c := *b.chunks[0]
+		if b.read < len(c) {
+			n := copy(p, c[b.read:])
+			b.read += n
+			return n, nil
+		}
+		listChunks.Put(b.chunks[0])
+		b.chunks[0] = nil
+		b.chunks = b.chunks[1:]
+		b.read = 0
+	}
+	return 0, io.EOF
+}
+
+// WriteTo writes the rest of the body a chunk per write (the server copies with it instead of
+// Read through a small buffer).
+func (b *chunkedBody) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(b.chunks) > 0 {
+		c := *b.chunks[0]
+		n, err := w.Write(c[b.read:])
+		total += int64(n)
+		b.read += n
+		if err != nil {
+			return total, err
+		}
+		listChunks.Put(b.chunks[0])
+		b.chunks[0] = nil
+		b.chunks = b.chunks[1:]
+		b.read = 0
+	}
+	return total, nil
+}
+
+// Close returns the chunks to the pool.
+func (b *chunkedBody) Close() error {
+	for _, c := range b.chunks {
+		listChunks.Put(c)
+	}
+	b.chunks = nil
+	return nil
+}
 
 // errListComplete stops a list once it has one job more than the page.
 var errListComplete = errors.New("list complete")
