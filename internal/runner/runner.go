@@ -396,8 +396,13 @@ func (r *Runner) launch(job *pipeline.Job) {
 		r.idle = make(chan struct{})
 		closing := r.closing
 		r.mu.Unlock()
-		if !closing {
+		if jr.next != nil {
+			// The job's end already claimed the freed slot; what it started must run.
+			r.startClaimed(job.Pipeline, *jr.next)
+		} else if !closing {
 			r.claim(job.Pipeline)
+		}
+		if !closing {
 			r.applyRetention(job.Pipeline)
 		}
 	}()
@@ -432,10 +437,25 @@ func (r *Runner) claim(name string) {
 }
 
 func (r *Runner) claimOnce(name string) {
-	r.mu.Lock()
-	if r.closing {
-		r.mu.Unlock()
+	p, ok := r.claimParams(name)
+	if !ok {
 		return
+	}
+	res, err := r.st.Claim(context.Background(), p)
+	if err != nil {
+		r.log.Error("claim waiting jobs", "pipeline", name, "error", err)
+		return
+	}
+	r.startClaimed(name, res)
+}
+
+// claimParams returns the parameters of a claim of the pipeline's waiting jobs now; false when
+// the runner is closing and starts nothing.
+func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return store.ClaimParams{}, false
 	}
 	concurrency := 1
 	if d := r.defs.Load().Get(name); d != nil {
@@ -443,12 +463,11 @@ func (r *Runner) claimOnce(name string) {
 	} else if d := r.known[name]; d != nil {
 		concurrency = d.Concurrency
 	}
-	r.mu.Unlock()
-	res, err := r.st.Claim(context.Background(), store.ClaimParams{Pipeline: name, Concurrency: concurrency, Now: r.now()})
-	if err != nil {
-		r.log.Error("claim waiting jobs", "pipeline", name, "error", err)
-		return
-	}
+	return store.ClaimParams{Pipeline: name, Concurrency: concurrency, Now: r.now()}, true
+}
+
+// startClaimed runs the jobs a claim started and arms the timer of the next start delay.
+func (r *Runner) startClaimed(name string, res store.ClaimResult) {
 	for _, job := range res.Started {
 		r.log.Info("waiting job started", "job_id", job.ID, "pipeline", name)
 		r.launch(job)

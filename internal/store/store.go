@@ -42,6 +42,11 @@ type Store interface {
 	// job is already final.
 	FinishJob(ctx context.Context, p FinishParams) error
 
+	// FinishAndClaim is FinishJob of f followed by Claim of c in one transaction: a job's end
+	// frees a slot, which the next waiting job takes at once. When the finish fails nothing is
+	// claimed (the error is FinishJob's).
+	FinishAndClaim(ctx context.Context, f FinishParams, c ClaimParams) (ClaimResult, error)
+
 	// CancelQueued cancels a queued job (status canceled, End = now, its tasks skipped), which
 	// frees its wait-list place. Returns the job's status before the call; only when that was
 	// queued did the call change anything. pipeline.ErrJobNotFound when there is no such job.

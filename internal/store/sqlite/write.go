@@ -118,25 +118,30 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 }
 
 // loadStartedJobs reads the jobs that a claim started, with their definitions, inside the write
-// transaction. A claim mostly starts one job (a slot freed): that is read with prepared
-// statements, a batch with one query for all.
+// transaction. A claim starts one job or a few (the slots that freed): each is read with the
+// prepared statements; only a large batch (a start-up, a raised concurrency) uses one query for
+// all.
 func (s *Store) loadStartedJobs(ctx context.Context, seqs []int64) ([]*pipeline.Job, error) {
-	if len(seqs) != 1 {
+	if len(seqs) > 16 {
 		return s.loadJobsBySeq(ctx, s.wconn, seqs)
 	}
 	var a arena
-	_, j, err := s.scanJob(s.ws.jobBySeq.QueryRowContext(ctx, seqs[0]), &a)
-	if err != nil {
-		return nil, err
+	jobs := make([]*pipeline.Job, len(seqs))
+	for i, seq := range seqs {
+		_, j, err := s.scanJob(s.ws.jobBySeq.QueryRowContext(ctx, seq), &a)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := s.ws.recordTasks.QueryContext(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("load tasks: %w", err)
+		}
+		if err := attachTasks(rows, []*pipeline.Job{j}, []int64{seq}, &a); err != nil {
+			return nil, fmt.Errorf("load tasks: %w", err)
+		}
+		jobs[i] = j
 	}
-	rows, err := s.ws.recordTasks.QueryContext(ctx, seqs[0])
-	if err != nil {
-		return nil, fmt.Errorf("load tasks: %w", err)
-	}
-	if err := attachTasks(rows, []*pipeline.Job{j}, seqs, &a); err != nil {
-		return nil, fmt.Errorf("load tasks: %w", err)
-	}
-	return []*pipeline.Job{j}, nil
+	return jobs, nil
 }
 
 // insertTask inserts the record of a job's task at position pos, inside a write transaction.
@@ -156,33 +161,41 @@ func (e errRejected) Unwrap() error { return e.err }
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
 	var res store.ClaimResult
 	err := s.groupTx(ctx, func(ctx context.Context) error {
-		var running int
-		if err := s.ws.countRunning.QueryRowContext(ctx, p.Pipeline).Scan(&running); err != nil {
-			return fmt.Errorf("read pipeline state: %w", err)
-		}
-		ready, readySeqs, next, err := s.claimable(ctx, p.Pipeline, p.Concurrency-running, p.Now)
-		if err != nil {
-			return fmt.Errorf("read wait list: %w", err)
-		}
-		ids, _ := pipeline.Claimable(running, p.Concurrency, ready, p.Now)
-		res.NextStart = next
-		if len(ids) == 0 {
-			return nil
-		}
-		seqs := readySeqs[:len(ids)]
-		for i, id := range ids {
-			if _, err := s.ws.startJob.ExecContext(ctx, nanos(p.Now), seqs[i]); err != nil {
-				return fmt.Errorf("start job %s: %w", id, err)
-			}
-		}
-		// Claimable keeps wait-list order, so seqs ascend; the jobs come back in that order.
-		res.Started, err = s.loadStartedJobs(ctx, seqs)
+		var err error
+		res, err = s.claim(ctx, p)
 		return err
 	})
 	if err != nil {
 		return store.ClaimResult{}, fmt.Errorf("claim jobs of pipeline %s: %w", p.Pipeline, err)
 	}
 	return res, nil
+}
+
+// claim is Claim inside a write transaction.
+func (s *Store) claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
+	var res store.ClaimResult
+	var running int
+	if err := s.ws.countRunning.QueryRowContext(ctx, p.Pipeline).Scan(&running); err != nil {
+		return res, fmt.Errorf("read pipeline state: %w", err)
+	}
+	ready, readySeqs, next, err := s.claimable(ctx, p.Pipeline, p.Concurrency-running, p.Now)
+	if err != nil {
+		return res, fmt.Errorf("read wait list: %w", err)
+	}
+	ids, _ := pipeline.Claimable(running, p.Concurrency, ready, p.Now)
+	res.NextStart = next
+	if len(ids) == 0 {
+		return res, nil
+	}
+	seqs := readySeqs[:len(ids)]
+	for i, id := range ids {
+		if _, err := s.ws.startJob.ExecContext(ctx, nanos(p.Now), seqs[i]); err != nil {
+			return res, fmt.Errorf("start job %s: %w", id, err)
+		}
+	}
+	// Claimable keeps wait-list order, so seqs ascend; the jobs come back in that order.
+	res.Started, err = s.loadStartedJobs(ctx, seqs)
+	return res, err
 }
 
 // UpdateTask implements store.Store. It does not check the job's status: the runner owns the
@@ -235,6 +248,37 @@ func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
 	if !p.Status.Final() {
 		return fmt.Errorf("finish job %s: status %q is not final", p.JobID, p.Status)
 	}
+	err := s.groupTx(ctx, func(ctx context.Context) error { return s.finishJob(ctx, p) })
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", p.JobID, err)
+	}
+	return nil
+}
+
+// FinishAndClaim implements store.Store: FinishJob and Claim in one transaction.
+func (s *Store) FinishAndClaim(ctx context.Context, f store.FinishParams, c store.ClaimParams) (store.ClaimResult, error) {
+	if !f.Status.Final() {
+		return store.ClaimResult{}, fmt.Errorf("finish job %s: status %q is not final", f.JobID, f.Status)
+	}
+	var res store.ClaimResult
+	err := s.groupTx(ctx, func(ctx context.Context) error {
+		if err := s.finishJob(ctx, f); err != nil {
+			return fmt.Errorf("finish job %s: %w", f.JobID, err)
+		}
+		var err error
+		if res, err = s.claim(ctx, c); err != nil {
+			return fmt.Errorf("claim jobs of pipeline %s: %w", c.Pipeline, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ClaimResult{}, err
+	}
+	return res, nil
+}
+
+// finishJob is FinishJob inside a write transaction.
+func (s *Store) finishJob(ctx context.Context, p store.FinishParams) error {
 	pending, running := p.PendingTasks, p.RunningTasks
 	if pending == "" {
 		pending = pipeline.TaskSkipped
@@ -242,28 +286,22 @@ func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
 	if running == "" {
 		running = pipeline.TaskCanceled
 	}
-	err := s.groupTx(ctx, func(ctx context.Context) error {
-		seq, status, err := s.lookupStatus(ctx, p.JobID)
-		if err != nil {
-			return err
-		}
-		if status.Final() {
-			return fmt.Errorf("%w (status %s)", pipeline.ErrJobFinished, status)
-		}
-		end := nanos(p.End)
-		if _, err := s.ws.finishJob.ExecContext(ctx,
-			string(p.Status), end, p.LastError, p.Status == pipeline.JobFailed, seq); err != nil {
-			return err
-		}
-		if _, err := s.ws.finishTasks.ExecContext(ctx, string(running), string(pending), end, seq); err != nil {
-			return err
-		}
-		return s.writeRecords(ctx, []int64{seq})
-	})
+	seq, status, err := s.lookupStatus(ctx, p.JobID)
 	if err != nil {
-		return fmt.Errorf("finish job %s: %w", p.JobID, err)
+		return err
 	}
-	return nil
+	if status.Final() {
+		return fmt.Errorf("%w (status %s)", pipeline.ErrJobFinished, status)
+	}
+	end := nanos(p.End)
+	if _, err := s.ws.finishJob.ExecContext(ctx,
+		string(p.Status), end, p.LastError, p.Status == pipeline.JobFailed, seq); err != nil {
+		return err
+	}
+	if _, err := s.ws.finishTasks.ExecContext(ctx, string(running), string(pending), end, seq); err != nil {
+		return err
+	}
+	return s.writeRecords(ctx, []int64{seq})
 }
 
 // CancelQueued implements store.Store.

@@ -136,3 +136,38 @@ func testJobsAfterLateTaskUpdate(t *testing.T, open func(t *testing.T) store.Sto
 	}
 	checkJob(t, jobs[0], withoutDefinition(want))
 }
+
+// testFinishAndClaim: a job's end and the claim of the slot it frees happen together; a finish
+// that fails claims nothing.
+func testFinishAndClaim(t *testing.T, open func(t *testing.T) store.Store) {
+	f := newFixture(t, open)
+	d := testDefinition("p", 1)
+	f.admitStarted(d, at(0), "a")
+	f.admitQueued(d, at(1), "b", "c")
+	claim := store.ClaimParams{Pipeline: "p", Concurrency: 1, Now: at(5)}
+	res, err := f.s.FinishAndClaim(f.ctx, store.FinishParams{JobID: "a", Status: pipeline.JobSucceeded, End: at(4)}, claim)
+	if err != nil {
+		t.Fatalf("FinishAndClaim(a) error: %v", err)
+	}
+	if len(res.Started) != 1 || res.Started[0].ID != "b" || res.Started[0].Status != pipeline.JobRunning ||
+		res.Started[0].Definition == nil || len(res.Started[0].Tasks) != len(taskNames) {
+		t.Fatalf("FinishAndClaim(a) started %+v, want job b running with its definition and tasks", res.Started)
+	}
+	f.wantStatus("a", pipeline.JobSucceeded)
+	f.wantState("p", 1, "c")
+	if jobs := f.list(store.JobQuery{Statuses: []pipeline.JobStatus{pipeline.JobSucceeded}}); len(jobs) != 1 {
+		t.Errorf("succeeded jobs = %v, want [a]", jobIDs(jobs))
+	} else {
+		checkJob(t, jobs[0], withoutDefinition(f.job("a")))
+	}
+	_, err = f.s.FinishAndClaim(f.ctx, store.FinishParams{JobID: "a", Status: pipeline.JobFailed, End: at(6)}, claim)
+	if !errors.Is(err, pipeline.ErrJobFinished) {
+		t.Errorf("FinishAndClaim(a again) error = %v, want ErrJobFinished", err)
+	}
+	_, err = f.s.FinishAndClaim(f.ctx, store.FinishParams{JobID: "nope", Status: pipeline.JobFailed, End: at(6)},
+		store.ClaimParams{Pipeline: "p", Concurrency: 5, Now: at(6)})
+	if !errors.Is(err, pipeline.ErrJobNotFound) {
+		t.Errorf("FinishAndClaim(unknown) error = %v, want ErrJobNotFound", err)
+	}
+	f.wantState("p", 1, "c") // nothing claimed by the failed calls
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelQueuedNotQueued", testCancelQueuedNotQueued},
 		{"FinishJob", testFinishJob},
 		{"FinishJobErrors", testFinishJobErrors},
+		{"FinishAndClaim", testFinishAndClaim},
 		{"UpdateTask", testUpdateTask},
 		{"UpdateTaskOnError", testUpdateTaskOnError},
 		{"UpdateTaskUnknownJob", testUpdateTaskUnknownJob},
