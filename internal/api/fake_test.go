@@ -29,7 +29,7 @@ type fakeRunner struct {
 	// eachJobErr, when set, fails EachJob after eachJobErrAfter jobs.
 	eachJobErr      error
 	eachJobErrAfter int
-	openLogErr  map[pipeline.LogStream]error
+	openLogErr      map[pipeline.LogStream]error
 
 	scheduled []ScheduleRequest
 	queries   []store.JobQuery
