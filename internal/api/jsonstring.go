@@ -16,8 +16,12 @@ const hexDigits = "0123456789abcdef"
 // control characters are escaped, and so are <, >, &, U+2028 and U+2029 so the result is safe
 // to embed in HTML.
 func writeJSONString(w io.Writer, r io.Reader, buf []byte) error {
-	out := make([]byte, 0, len(buf)+len(buf)/4)
-	out = append(out, '"')
+	// Each input byte becomes at most 6 output bytes (\u00XX; \ufffd for one bad byte), so
+	// out never grows while a read is encoded: the loop stores bytes by index.
+	out := make([]byte, 6*len(buf)+2)
+	k := 0
+	out[k] = '"'
+	k++
 	carry := 0 // bytes of an incomplete UTF-8 sequence kept at the start of buf
 	for {
 		n, rerr := r.Read(buf[carry:])
@@ -29,8 +33,19 @@ func writeJSONString(w io.Writer, r io.Reader, buf []byte) error {
 		i := 0
 		for i < len(data) {
 			b := data[i]
+			if safeASCII[b] {
+				out[k] = b
+				k++
+				i++
+				continue
+			}
 			if b < utf8.RuneSelf {
-				out = appendEscapedASCII(out, b)
+				if e := asciiEscapes[b]; len(e) == 2 { // \n, \t, \" …: the common ones
+					out[k], out[k+1] = e[0], e[1]
+					k += 2
+				} else {
+					k += copy(out[k:], e)
+				}
 				i++
 				continue
 			}
@@ -41,29 +56,46 @@ func writeJSONString(w io.Writer, r io.Reader, buf []byte) error {
 			c, size := utf8.DecodeRune(data[i:])
 			switch {
 			case c == utf8.RuneError && size == 1:
-				out = append(out, `\ufffd`...)
+				k += copy(out[k:], `\ufffd`)
 			case c == '\u2028' || c == '\u2029':
-				out = append(out, '\\', 'u', '2', '0', '2', hexDigits[c&0xf])
+				k += copy(out[k:], []byte{'\\', 'u', '2', '0', '2', hexDigits[c&0xf]})
 			default:
-				out = append(out, data[i:i+size]...)
+				k += copy(out[k:], data[i:i+size])
 			}
 			i += size
 		}
 		carry = copy(buf, data[i:])
 		if eof {
-			out = append(out, '"')
+			out[k] = '"'
+			k++
 		}
-		if len(out) > 0 {
-			if _, err := w.Write(out); err != nil {
+		if k > 0 {
+			if _, err := w.Write(out[:k]); err != nil {
 				return err
 			}
-			out = out[:0]
+			k = 0
 		}
 		if eof {
 			return nil
 		}
 	}
 }
+
+// safeASCII tells the ASCII bytes that encoding/json (with HTML escaping) writes as they are.
+var safeASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// asciiEscapes holds the escaped form of each ASCII byte that is not safe (appendEscapedASCII).
+var asciiEscapes = func() (t [utf8.RuneSelf]string) {
+	for c := range t {
+		t[c] = string(appendEscapedASCII(nil, byte(c)))
+	}
+	return t
+}()
 
 // appendEscapedASCII appends one ASCII byte as encoding/json (with HTML escaping) writes it.
 func appendEscapedASCII(out []byte, b byte) []byte {

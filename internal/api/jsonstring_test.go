@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"io"
 	"encoding/json"
 	"testing"
 	"testing/iotest"
@@ -75,4 +76,17 @@ func FuzzWriteJSONString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s []byte) {
 		checkLikeEncodingJSON(t, s)
 	})
+}
+
+// BenchmarkWriteJSONStringYes encodes the output of `yes` (every other byte escaped), the worst
+// case of plain text.
+func BenchmarkWriteJSONStringYes(b *testing.B) {
+	data := bytes.Repeat([]byte("y\n"), 4<<20)
+	buf := make([]byte, logChunkSize)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if err := writeJSONString(io.Discard, bytes.NewReader(data), buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
