@@ -2,8 +2,8 @@ package api
 
 import (
 	"bytes"
-	"io"
 	"encoding/json"
+	"io"
 	"testing"
 	"testing/iotest"
 )
