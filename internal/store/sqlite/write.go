@@ -206,7 +206,7 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
-	err = s.groupTx(ctx, func(ctx context.Context) error {
+	write := func(ctx context.Context) error {
 		r, err := s.ws.upsertTask.ExecContext(ctx, jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start),
 			nanosPtr(t.End), t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts)
 		if err != nil {
@@ -215,7 +215,7 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 		if n, err := r.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return pipeline.ErrJobNotFound
+			return errNoChange{pipeline.ErrJobNotFound}
 		}
 		if t.Errored {
 			if _, err := s.ws.markErrored.ExecContext(ctx, jobID); err != nil {
@@ -223,7 +223,12 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 			}
 		}
 		return nil
-	})
+	}
+	if t.Errored {
+		err = s.groupTx(ctx, write) // two statements: a savepoint keeps them together
+	} else {
+		err = s.groupTxOne(ctx, write)
+	}
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
