@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/joho/godotenv"
 
 	"github.com/prunner-dev/prunner/internal/api"
@@ -161,16 +163,8 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 	ar, dr := &apiRunner{}, &dashboardRunner{}
 	// Closed when the HTTP shutdown starts: it ends the live log streams.
 	liveDone := make(chan struct{})
-	app := api.New(api.Config{
-		Done:            liveDone,
-		Secret:          secret,
-		Logger:          log,
-		EnableProfiling: cfg.enableProfiling,
-		Ready:           func(ctx context.Context) error { return r.Ready(ctx) },
-		Metrics:         m.Handler(),
-		MetricsPublic:   cfg.metricsPublic,
-	}, ar)
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dr)
+	app, dash := newApp(cfg, secret, log, m.Handler(), liveDone,
+		func(ctx context.Context) error { return r.Ready(ctx) }, ar, dr)
 	defer dash.Close()
 	// gate is closed when the server is ready, or when the start-up failed (after ln is closed).
 	gate := make(chan struct{})
@@ -320,6 +314,22 @@ func openStore(ctx context.Context, cfg *config) (res storeResult) {
 		return res
 	}
 	return res
+}
+
+// newApp builds the HTTP app: the API and the dashboard, on the routes they are served.
+func newApp(cfg *config, secret []byte, log *slog.Logger, metricsHandler http.Handler, liveDone chan struct{},
+	ready func(context.Context) error, ar api.Runner, dr dashboard.Runner) (*fiber.App, *dashboard.Dashboard) {
+	app := api.New(api.Config{
+		Done:            liveDone,
+		Secret:          secret,
+		Logger:          log,
+		EnableProfiling: cfg.enableProfiling,
+		Ready:           ready,
+		Metrics:         metricsHandler,
+		MetricsPublic:   cfg.metricsPublic,
+	}, ar)
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dr)
+	return app, dash
 }
 
 // loadDefinitions loads the pipeline files and logs their warnings.
