@@ -42,7 +42,11 @@ func appendJobJSON(b []byte, j *pipeline.Job) ([]byte, error) {
 		b = append(b, `,"lastError":`...)
 		b = appendJSONString(b, j.LastError)
 	}
-	if len(j.Variables) > 0 {
+	if j.VariablesJSON != "" && j.VariablesJSON != "{}" {
+		// The stored encoding is encoding/json's, as the view's would be.
+		b = append(b, `,"variables":`...)
+		b = append(b, j.VariablesJSON...)
+	} else if len(j.Variables) > 0 {
 		b = append(b, `,"variables":`...)
 		var err error
 		if b, err = appendVariablesJSON(b, j.Variables); err != nil {

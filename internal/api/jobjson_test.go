@@ -75,6 +75,18 @@ func TestAppendJobJSONMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("appendJobJSON(%s) =\n%s\nwant\n%s", j.ID, got, want)
 		}
+		if j.Variables != nil {
+			// The same job as a list reads it: the variables as their stored JSON.
+			vars, err := json.Marshal(j.Variables)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := *j
+			raw.Variables, raw.VariablesJSON = nil, string(vars)
+			if got, _ := appendJobJSON(nil, &raw); !bytes.Equal(got, want) {
+				t.Errorf("appendJobJSON(%s with VariablesJSON) =\n%s\nwant\n%s", j.ID, got, want)
+			}
+		}
 	}
 }
 

@@ -72,6 +72,7 @@ func (h *handlers) sendJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) er
 		// One job more than the limit tells whether a next page exists.
 		q.Limit = limit + 1
 	}
+	q.VariablesAsJSON = true
 	body := &chunkedBody{}
 	buf := body.start()
 	buf = append(buf, prefix...)

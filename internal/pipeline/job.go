@@ -58,6 +58,9 @@ type Job struct {
 	Status   JobStatus
 	// Variables as given in the schedule request. Numbers are json.Number so they keep their form.
 	Variables map[string]any
+	// VariablesJSON is set instead of Variables when a list asks for the stored JSON object
+	// (store.JobQuery.VariablesAsJSON): what encoding/json writes for Variables.
+	VariablesJSON string
 	User      string
 	// QueuePartition is the partition given with the schedule request ("" when none).
 	QueuePartition string

@@ -163,6 +163,9 @@ type JobQuery struct {
 	Before string
 	// WithoutTasks skips loading tasks (faster for counts and pages that do not show them).
 	WithoutTasks bool
+	// VariablesAsJSON sets each job's VariablesJSON (the JSON object as stored) instead of
+	// decoding its Variables: for callers that only write them out again.
+	VariablesAsJSON bool
 }
 
 // RetentionParams are the inputs of Store.DeleteFinished.

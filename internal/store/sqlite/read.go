@@ -101,7 +101,7 @@ func (s *Store) eachJob(ctx context.Context, q store.JobQuery, reuse bool, fn fu
 			return err
 		}
 		defer rows.Close()
-		l := jobLister{ctx: ctx, tx: tx, s: s, fn: fn, withoutTasks: q.WithoutTasks, reuse: reuse}
+		l := jobLister{ctx: ctx, tx: tx, s: s, fn: fn, withoutTasks: q.WithoutTasks, varsAsJSON: q.VariablesAsJSON, reuse: reuse}
 		var (
 			seq intCol
 			rec sql.RawBytes
@@ -170,6 +170,7 @@ type jobLister struct {
 	s            *Store
 	fn           func(*pipeline.Job) error
 	withoutTasks bool
+	varsAsJSON   bool
 	// reuse: the jobs of a batch are dead once fn has seen them, so the next batch reuses
 	// their memory.
 	reuse bool
@@ -185,7 +186,7 @@ func (l *jobLister) add(seq int64, rec []byte) error {
 	var j *pipeline.Job
 	if len(rec) > 0 {
 		var err error
-		if j, err = decodeRecord(rec, &l.a, &l.tasks); errors.Is(err, errBadRecord) {
+		if j, err = decodeRecord(rec, &l.a, &l.tasks, l.varsAsJSON); errors.Is(err, errBadRecord) {
 			j = nil // read the columns instead
 		} else if err != nil {
 			return err
@@ -216,6 +217,13 @@ func (l *jobLister) flush() error {
 		bySeq := make(map[int64]*pipeline.Job, len(loaded))
 		for i, j := range loaded {
 			j.Definition = nil // lists leave it out (see store.Store.EachJob)
+			if l.varsAsJSON && j.Variables != nil {
+				vars, err := encodeVariables(j.Variables)
+				if err != nil {
+					return fmt.Errorf("job %s: %w", j.ID, err)
+				}
+				j.VariablesJSON, j.Variables = vars.(string), nil
+			}
 			bySeq[l.missing[i]] = j
 		}
 		for i, j := range l.jobs {

@@ -212,8 +212,9 @@ func (r *recordReader) string() string {
 	return s
 }
 
-// decodeRecord decodes a record into a job allocated from a (tasks from b).
-func decodeRecord(raw []byte, a *arena, b *taskBlocks) (*pipeline.Job, error) {
+// decodeRecord decodes a record into a job allocated from a (tasks from b). With varsAsJSON the
+// job gets VariablesJSON instead of Variables.
+func decodeRecord(raw []byte, a *arena, b *taskBlocks, varsAsJSON bool) (*pipeline.Job, error) {
 	if len(raw) == 0 || raw[0] != recordVersion {
 		return nil, errBadRecord
 	}
@@ -242,7 +243,9 @@ func decodeRecord(raw []byte, a *arena, b *taskBlocks) (*pipeline.Job, error) {
 	}
 	if flags&recVariables != 0 {
 		vars := r.string()
-		if r.err == nil {
+		if varsAsJSON {
+			j.VariablesJSON = vars
+		} else if r.err == nil {
 			var err error
 			if j.Variables, err = decodeVariables(sql.NullString{String: vars, Valid: true}); err != nil {
 				return nil, fmt.Errorf("job %s: %w", j.ID, err)

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -107,6 +108,28 @@ func testJobsLongMixedList(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Fatalf("Jobs(%+v) lists %s twice", query, j.ID)
 			}
 			checkJob(t, j, withoutDefinition(f.job(j.ID)))
+		}
+		// Asked for, the variables come as their JSON object, from records and columns alike.
+		vq := query
+		vq.VariablesAsJSON = true
+		k = 0
+		if err := f.s.EachJob(f.ctx, vq, func(j *pipeline.Job) error {
+			want := jobs[k]
+			k++
+			wantJSON := ""
+			if want.Variables != nil {
+				b, err := json.Marshal(want.Variables)
+				if err != nil {
+					return err
+				}
+				wantJSON = string(b)
+			}
+			if j.Variables != nil || j.VariablesJSON != wantJSON {
+				return fmt.Errorf("job %s with VariablesAsJSON: Variables %v, VariablesJSON %q; want nil, %q", j.ID, j.Variables, j.VariablesJSON, wantJSON)
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
 		}
 		if query.Limit == 0 && query.Pipeline == "" && len(query.Statuses) == 0 && len(jobs) != 700+3*14 {
 			t.Errorf("Jobs() = %d jobs, want %d", len(jobs), 700+3*14)
