@@ -61,7 +61,7 @@ type Job struct {
 	// VariablesJSON is set instead of Variables when a list asks for the stored JSON object
 	// (store.JobQuery.VariablesAsJSON): what encoding/json writes for Variables.
 	VariablesJSON string
-	User      string
+	User          string
 	// QueuePartition is the partition given with the schedule request ("" when none).
 	QueuePartition string
 
