@@ -32,32 +32,102 @@ func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return fn(tx)
 }
 
-// Job implements store.Store.
+// Job implements store.Store. One statement reads the job with its tasks (a join: one row per
+// task), which is one consistent snapshot without a transaction around it — the job detail is
+// what clients poll.
 func (s *Store) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
-	var job *pipeline.Job
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var a arena
-		seq, j, err := s.scanJob(tx.StmtContext(ctx, s.rs.jobByID).QueryRowContext(ctx, jobID), &a)
-		if errors.Is(err, sql.ErrNoRows) {
-			return pipeline.ErrJobNotFound
-		}
-		if err != nil {
-			return err
-		}
-		rows, err := tx.StmtContext(ctx, s.rs.tasksOfJob).QueryContext(ctx, seq)
-		if err != nil {
-			return fmt.Errorf("load tasks: %w", err)
-		}
-		if err := attachTasks(rows, []*pipeline.Job{j}, []int64{seq}, &a); err != nil {
-			return fmt.Errorf("load tasks: %w", err)
-		}
-		job = j
-		return nil
-	})
+	job, err := s.jobWithTasks(ctx, s.rs.jobWithTasks, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", jobID, err)
 	}
 	return job, nil
+}
+
+// jobWithTasks reads one job with its tasks through st, a job-with-tasks join (see stmts.go)
+// keyed by key; pipeline.ErrJobNotFound when there is no such job.
+func (s *Store) jobWithTasks(ctx context.Context, st *sql.Stmt, key any) (*pipeline.Job, error) {
+	rows, err := st.QueryContext(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var (
+		a    arena
+		b    taskBlocks
+		t    joinedTask
+		job  *pipeline.Job
+		dest []any
+	)
+	for rows.Next() {
+		if dest == nil {
+			a.jobRow.scan(nopScanner{}) // sets up a.jobRow.dest
+			dest = append(append([]any(nil), a.jobRow.dest...), t.dest()...)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if job == nil {
+			if _, job, err = s.jobFromRow(&a); err != nil {
+				return nil, err
+			}
+		}
+		if !t.name.Valid {
+			continue // a job without tasks
+		}
+		task, err := t.task(&a)
+		if err != nil {
+			return nil, err
+		}
+		b.add(task)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if job == nil {
+		return nil, pipeline.ErrJobNotFound
+	}
+	if len(b.block) > 0 {
+		job.Tasks = b.take()
+	}
+	return job, nil
+}
+
+// nopScanner lets jobRow.scan set up its destinations without scanning.
+type nopScanner struct{}
+
+func (nopScanner) Scan(...any) error { return nil }
+
+// joinedTask holds the task columns of a job-with-tasks join row (NULL when the job has none).
+type joinedTask struct {
+	start, end, exitCode, errored, attempt intCol
+	name, status, err, deps, attempts      sql.NullString
+}
+
+func (t *joinedTask) dest() []any {
+	return []any{&t.name, &t.deps, &t.status, &t.start, &t.end, &t.exitCode, &t.errored, &t.err, &t.attempt, &t.attempts}
+}
+
+func (t *joinedTask) task(a *arena) (pipeline.Task, error) {
+	deps, err := decodeDependsOn(t.deps)
+	if err != nil {
+		return pipeline.Task{}, fmt.Errorf("task %q: %w", t.name.String, err)
+	}
+	attempts, err := decodeAttempts(t.attempts)
+	if err != nil {
+		return pipeline.Task{}, fmt.Errorf("task %q: %w", t.name.String, err)
+	}
+	return pipeline.Task{
+		Name:      t.name.String,
+		DependsOn: deps,
+		Status:    pipeline.TaskStatus(t.status.String),
+		Start:     a.time(t.start),
+		End:       a.time(t.end),
+		ExitCode:  int(t.exitCode.V),
+		Errored:   t.errored.V != 0,
+		Error:     t.err.String,
+		Attempt:   int(t.attempt.V),
+		Attempts:  attempts,
+	}, nil
 }
 
 // Jobs implements store.Store (see EachJob).
@@ -329,10 +399,15 @@ func (r *jobRow) scan(row scanner) error {
 
 // scanJob reads one row of jobColumns.
 func (s *Store) scanJob(row scanner, a *arena) (int64, *pipeline.Job, error) {
-	r := &a.jobRow
-	if err := r.scan(row); err != nil {
+	if err := a.jobRow.scan(row); err != nil {
 		return 0, nil, err
 	}
+	return s.jobFromRow(a)
+}
+
+// jobFromRow builds the job of the row scanned into a.jobRow.
+func (s *Store) jobFromRow(a *arena) (int64, *pipeline.Job, error) {
+	r := &a.jobRow
 	j := a.job()
 	j.ID = r.id
 	j.Pipeline = r.pipeline

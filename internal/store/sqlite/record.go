@@ -308,21 +308,13 @@ func decodeRecord(raw []byte, a *arena, b *taskBlocks, varsAsJSON bool) (*pipeli
 // writeRecords stores the record of each of the jobs with the given seqs (ascending), inside a
 // write transaction, after the transaction has made them final.
 func (s *Store) writeRecords(ctx context.Context, seqs []int64) error {
-	var a arena
 	for _, seq := range seqs {
-		_, j, err := s.scanJob(s.ws.recordJob.QueryRowContext(ctx, seq), &a)
+		j, err := s.jobWithTasks(ctx, s.ws.recordJob, seq)
 		if err != nil {
 			return fmt.Errorf("read finished job: %w", err)
 		}
 		if !j.Status.Final() {
 			continue
-		}
-		rows, err := s.ws.recordTasks.QueryContext(ctx, seq)
-		if err != nil {
-			return fmt.Errorf("job %s: read tasks: %w", j.ID, err)
-		}
-		if err := attachTasks(rows, []*pipeline.Job{j}, []int64{seq}, &a); err != nil {
-			return fmt.Errorf("job %s: read tasks: %w", j.ID, err)
 		}
 		rec, err := encodeRecord(j)
 		if err != nil {

@@ -58,7 +58,6 @@ type writeStmts struct {
 	cancelJob    *sql.Stmt
 	setRecord    *sql.Stmt
 	recordJob    *sql.Stmt
-	recordTasks  *sql.Stmt
 	jobBySeq     *sql.Stmt
 
 	// The wait-list questions of admissions and claims (see waitlist.go).
@@ -74,9 +73,10 @@ type writeStmts struct {
 
 // readStmts are prepared on the read pool (database/sql prepares them once per connection).
 type readStmts struct {
-	jobByID    *sql.Stmt
-	jobSeq     *sql.Stmt
-	tasksOfJob *sql.Stmt
+	jobByID      *sql.Stmt
+	jobWithTasks *sql.Stmt
+	jobSeq       *sql.Stmt
+	tasksOfJob   *sql.Stmt
 }
 
 // prepareTxControl prepares the statements of writeTx, which the migrations already need.
@@ -144,10 +144,9 @@ func (s *Store) prepare(ctx context.Context) error {
 			WHERE job_seq = ?4 AND status IN ` + openTaskStatuses},
 		{&s.ws.cancelJob, `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = ? WHERE seq = ?`},
 		{&s.ws.setRecord, `UPDATE jobs SET final_record = ? WHERE seq = ?`},
+		{&s.ws.jobBySeq, jobWithTasksQuery(jobColumns, "j.seq")},
 		// A record leaves the definition out (see record.go), so it is not read.
-		{&s.ws.recordJob, `SELECT ` + strings.Replace(jobColumns, "definition", "NULL", 1) + ` FROM jobs WHERE seq = ?`},
-		{&s.ws.recordTasks, `SELECT ` + taskColumns + ` FROM tasks WHERE job_seq = ? ORDER BY position`},
-		{&s.ws.jobBySeq, `SELECT ` + jobColumns + ` FROM jobs WHERE seq = ?`},
+		{&s.ws.recordJob, jobWithTasksQuery(strings.Replace(jobColumns, "definition", "NULL", 1), "j.seq")},
 		{&s.ws.queuedCount, `SELECT count(*) ` + queuedWhere},
 		{&s.ws.queuedPartitionCount, `SELECT count(*) ` + queuedWhere + ` AND queue_partition = ?`},
 		{&s.ws.queuedLast, `SELECT id ` + queuedWhere + ` ORDER BY seq DESC LIMIT ?`},
@@ -175,6 +174,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.rs.jobByID, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&s.rs.jobSeq, `SELECT seq FROM jobs WHERE id = ?`},
 		{&s.rs.tasksOfJob, `SELECT ` + taskColumns + ` FROM tasks WHERE job_seq = ? ORDER BY position`},
+		{&s.rs.jobWithTasks, jobWithTasksQuery(jobColumns, "j.id")},
 	}
 	for _, p := range r {
 		st, err := s.read.PrepareContext(ctx, p.query)
@@ -185,6 +185,27 @@ func (s *Store) prepare(ctx context.Context) error {
 		s.stmts = append(s.stmts, st)
 	}
 	return nil
+}
+
+// jobWithTasksQuery selects one job (the columns cols of jobColumns' layout, by the key column
+// of j) with its tasks: one row per task in position order, or one row with NULL task columns
+// for a job without tasks. One statement is one consistent snapshot.
+func jobWithTasksQuery(cols, key string) string {
+	return `SELECT ` + prefixed("j.", cols) + `, ` + prefixed("t.", strings.TrimPrefix(taskColumns, "job_seq, ")) + `
+		FROM jobs j LEFT JOIN tasks t ON t.job_seq = j.seq WHERE ` + key + ` = ? ORDER BY t.position`
+}
+
+// prefixed qualifies each column of a column list with a table alias ("j." + "seq, id" →
+// "j.seq, j.id").
+func prefixed(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		if c = strings.TrimSpace(c); c != "NULL" {
+			c = alias + c
+		}
+		cols[i] = c
+	}
+	return strings.Join(cols, ", ")
 }
 
 func firstLine(s string) string {

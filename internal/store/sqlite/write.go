@@ -125,19 +125,11 @@ func (s *Store) loadStartedJobs(ctx context.Context, seqs []int64) ([]*pipeline.
 	if len(seqs) > 16 {
 		return s.loadJobsBySeq(ctx, s.wconn, seqs)
 	}
-	var a arena
 	jobs := make([]*pipeline.Job, len(seqs))
 	for i, seq := range seqs {
-		_, j, err := s.scanJob(s.ws.jobBySeq.QueryRowContext(ctx, seq), &a)
+		j, err := s.jobWithTasks(ctx, s.ws.jobBySeq, seq)
 		if err != nil {
 			return nil, err
-		}
-		rows, err := s.ws.recordTasks.QueryContext(ctx, seq)
-		if err != nil {
-			return nil, fmt.Errorf("load tasks: %w", err)
-		}
-		if err := attachTasks(rows, []*pipeline.Job{j}, []int64{seq}, &a); err != nil {
-			return nil, fmt.Errorf("load tasks: %w", err)
 		}
 		jobs[i] = j
 	}
