@@ -190,8 +190,17 @@ func (s *Store) prepare(ctx context.Context) error {
 // jobWithTasksQuery selects one job (the columns cols of jobColumns' layout, by the key column
 // of j) with its tasks: one row per task in position order, or one row with NULL task columns
 // for a job without tasks. One statement is one consistent snapshot.
+//
+// The definition (a pipeline of hundreds of tasks makes it tens of kilobytes) and the variables
+// come only with the first row, instead of once per task. The first task has position 0: tasks
+// are numbered from 0 when a job is stored (Admit, ImportJobs) and UpdateTask appends after the
+// last one.
 func jobWithTasksQuery(cols, key string) string {
-	return `SELECT ` + prefixed("j.", cols) + `, ` + prefixed("t.", strings.TrimPrefix(taskColumns, "job_seq, ")) + `
+	first := `WHEN t.position IS NULL OR t.position = 0 THEN `
+	jcols := prefixed("j.", cols)
+	jcols = strings.Replace(jcols, "j.definition", "CASE "+first+"j.definition END", 1)
+	jcols = strings.Replace(jcols, "j.variables", "CASE "+first+"j.variables END", 1)
+	return `SELECT ` + jcols + `, ` + prefixed("t.", strings.TrimPrefix(taskColumns, "job_seq, ")) + `
 		FROM jobs j LEFT JOIN tasks t ON t.job_seq = j.seq WHERE ` + key + ` = ? ORDER BY t.position`
 }
 
