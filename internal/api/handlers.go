@@ -120,17 +120,25 @@ func (h *handlers) jobDetail(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	view := newJobView(job)
 	if job.Status == pipeline.JobQueued {
 		wait, err := h.runner.WaitInfo(c.UserContext(), id)
 		if err != nil {
 			return err
 		}
 		if wait != nil {
+			view := newJobView(job)
 			view.Wait = &waitView{Position: wait.Position, Of: wait.Of, Partition: wait.Partition, Reason: wait.Reason}
+			return c.JSON(view)
 		}
 	}
-	return c.JSON(view)
+	// Clients poll the detail of running jobs, some with hundreds of tasks: the list encoder
+	// writes the same bytes as encoding/json would, several times faster.
+	body, err := appendJobJSON(make([]byte, 0, 512+256*len(job.Tasks)), job)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
 }
 
 // jobCancel serves POST /job/cancel?id=. It answers exactly 200 with the body true, which the

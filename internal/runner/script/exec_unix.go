@@ -42,6 +42,16 @@ func (s *session) exec(ctx context.Context, args []string) error {
 		return interp.ExitStatus(127)
 	}
 	env := environ(hc.Env)
+	stdout, err := processWriter(hc.Stdout)
+	if err != nil {
+		fmt.Fprintln(hc.Stderr, err)
+		return interp.ExitStatus(126)
+	}
+	stderr, err := processWriter(hc.Stderr)
+	if err != nil {
+		fmt.Fprintln(hc.Stderr, err)
+		return interp.ExitStatus(126)
+	}
 	newCmd := func() *exec.Cmd {
 		// Not exec.CommandContext: cancellation signals the whole process group (see groups.stop),
 		// not only this process, and waits for the group to be empty.
@@ -51,8 +61,8 @@ func (s *session) exec(ctx context.Context, args []string) error {
 			Env:    env,
 			Dir:    hc.Dir,
 			Stdin:  hc.Stdin, // nil (/dev/null) unless the command reads from a pipe or redirect
-			Stdout: hc.Stdout,
-			Stderr: hc.Stderr,
+			Stdout: stdout,
+			Stderr: stderr,
 		}
 	}
 	cmd := newCmd()

@@ -187,57 +187,134 @@ func status(err error) (int, error) {
 	return 1, err
 }
 
-// output owns the pipes that carry the session's stdout and stderr. The shell's builtins and
-// every process of the task write into the same pipe ends (so the order of lines and commands is
-// kept, and a command's output never waits for the command's children to close it), and one
-// goroutine per pipe copies to the task's writer.
+// output carries the session's stdout and stderr to the task's writers. The shell's builtins
+// write to them directly until the first process starts; from then on builtins and every
+// process of the task write into the same pipe ends (so the order of lines and commands is kept,
+// and a command's output never waits for the command's children to close it), and one goroutine
+// per pipe copies to the task's writer. A task that runs only builtins (true, echo, test, …)
+// never pays for pipes.
 type output struct {
-	stdout, stderr *os.File // write ends given to the shell and inherited by its processes
-	readers        []*os.File
-	done           chan struct{} // closed when every copier reached the end of its pipe
+	mu      sync.Mutex
+	dst     []io.Writer // the task's writers: stdout and, when it is another writer, stderr
+	dead    []bool      // a direct write to dst[i] failed: later ones are dropped (as copyOutput does)
+	ends    []*os.File  // the pipes' write ends, once a process needed them
+	readers []*os.File
+	done    chan struct{} // closed when every copier reached the end of its pipe
+
+	stdout, stderr *outputWriter // what the shell writes to
+}
+
+// outputWriter is the writer of one stream of an output, given to the shell.
+type outputWriter struct {
+	o *output
+	i int // index in o.dst
 }
 
 func newOutput(stdout, stderr io.Writer) (*output, error) {
-	o := &output{done: make(chan struct{})}
-	writers := []io.Writer{stdout}
+	o := &output{dst: []io.Writer{stdout}}
 	if !sameWriter(stdout, stderr) {
-		writers = append(writers, stderr)
+		o.dst = append(o.dst, stderr)
 	}
-	ends := make([]*os.File, 0, len(writers))
-	for range writers {
+	o.dead = make([]bool, len(o.dst))
+	for i, w := range o.dst {
+		o.dead[i] = w == nil // a stream nobody reads is discarded
+	}
+	o.stdout = &outputWriter{o: o, i: 0}
+	o.stderr = &outputWriter{o: o, i: len(o.dst) - 1}
+	return o, nil
+}
+
+func (w *outputWriter) Write(p []byte) (int, error) {
+	o := w.o
+	o.mu.Lock()
+	if o.ends != nil {
+		f := o.ends[w.i]
+		o.mu.Unlock()
+		return f.Write(p)
+	}
+	defer o.mu.Unlock()
+	if !o.dead[w.i] {
+		if _, err := o.dst[w.i].Write(p); err != nil {
+			o.dead[w.i] = true
+		}
+	}
+	return len(p), nil
+}
+
+// file returns the pipe write end of the stream of w for a process, creating the pipes and
+// their copiers on first use.
+func (w *outputWriter) file() (*os.File, error) {
+	o := w.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ends == nil {
+		if err := o.openPipes(); err != nil {
+			return nil, err
+		}
+	}
+	return o.ends[w.i], nil
+}
+
+// openPipes creates one pipe per writer and its copier; o.mu is held.
+func (o *output) openPipes() error {
+	ends := make([]*os.File, 0, len(o.dst))
+	for range o.dst {
 		r, w, err := os.Pipe()
 		if err != nil {
 			for _, f := range append(ends, o.readers...) {
 				f.Close()
 			}
-			return nil, err
+			o.readers = nil
+			return err
 		}
 		o.readers = append(o.readers, r)
 		ends = append(ends, w)
 	}
-	o.stdout, o.stderr = ends[0], ends[len(ends)-1]
-	copied := make(chan struct{}, len(writers))
-	for i, w := range writers {
+	o.ends = ends
+	o.done = make(chan struct{})
+	copied := make(chan struct{}, len(o.dst))
+	for i, w := range o.dst {
+		if o.dead[i] {
+			w = nil
+		}
 		go func() {
 			copyOutput(w, o.readers[i])
 			copied <- struct{}{}
 		}()
 	}
 	go func() {
-		for range writers {
+		for range o.dst {
 			<-copied
 		}
 		close(o.done)
 	}()
-	return o, nil
+	return nil
+}
+
+// processWriter returns what a process gets for a stream the shell hands it: the pipe end for
+// one of ours, anything else (a redirect, a pipe between commands) as it is.
+func processWriter(w io.Writer) (io.Writer, error) {
+	if ow, ok := w.(*outputWriter); ok {
+		return ow.file()
+	}
+	return w, nil
 }
 
 // close closes the write ends and waits until the copiers have passed on everything that was
 // written, at most drainTimeout when something outside the task still holds a write end.
 func (o *output) close() {
-	o.stdout.Close()
-	if o.stderr != o.stdout {
-		o.stderr.Close()
+	o.mu.Lock()
+	ends := o.ends
+	// Writes that come later (none should) go nowhere.
+	for i := range o.dead {
+		o.dead[i] = true
+	}
+	o.mu.Unlock()
+	if ends == nil {
+		return
+	}
+	for _, f := range ends {
+		f.Close()
 	}
 	timer := time.NewTimer(drainTimeout)
 	select {
