@@ -52,6 +52,7 @@ type writeStmts struct {
 	startJob     *sql.Stmt
 	jobStatus    *sql.Stmt
 	upsertTask   *sql.Stmt
+	updateTask   *sql.Stmt
 	markErrored  *sql.Stmt
 	finishJob    *sql.Stmt
 	finishTasks  *sql.Stmt
@@ -134,6 +135,11 @@ func (s *Store) prepare(ctx context.Context) error {
 				status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
 				exit_code = excluded.exit_code, errored = excluded.errored, error = excluded.error,
 				attempt = excluded.attempt, attempts = excluded.attempts`},
+		// Most updates rewrite a task the job has: found through the (job_seq, name) index,
+		// cheaper than the upsert's insert attempt and conflict.
+		{&s.ws.updateTask, `UPDATE tasks SET depends_on = ?3, status = ?4, started_at = ?5, ended_at = ?6,
+				exit_code = ?7, errored = ?8, error = ?9, attempt = ?10, attempts = ?11
+			WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?1) AND name = ?2`},
 		{&s.ws.markErrored, `UPDATE jobs SET errored = 1 WHERE id = ?`},
 		{&s.ws.finishJob, `UPDATE jobs SET status = ?1, ended_at = ?2, last_error = ?3, errored = errored OR ?4
 			WHERE seq = ?5`},

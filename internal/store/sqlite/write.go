@@ -198,16 +198,26 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
+	args := []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End), t.ExitCode,
+		t.Errored, t.Error, t.Attempt, e.attempts}
 	write := func(ctx context.Context) error {
-		r, err := s.ws.upsertTask.ExecContext(ctx, jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start),
-			nanosPtr(t.End), t.ExitCode, t.Errored, t.Error, t.Attempt, e.attempts)
+		// A task the job has is updated in place; only a new one (the on_error task) takes the
+		// upsert. The update that found nothing changed nothing.
+		r, err := s.ws.updateTask.ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
 		if n, err := r.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return errNoChange{pipeline.ErrJobNotFound}
+			if r, err = s.ws.upsertTask.ExecContext(ctx, args...); err != nil {
+				return err
+			}
+			if n, err := r.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return errNoChange{pipeline.ErrJobNotFound}
+			}
 		}
 		if t.Errored {
 			if _, err := s.ws.markErrored.ExecContext(ctx, jobID); err != nil {
