@@ -147,7 +147,10 @@ func (b *tab) waitFor(what, cond string, timeout time.Duration) {
 	var err error
 	for {
 		_, err = chromedp.Run(b.ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(50*time.Millisecond)))
-		if err == nil || !strings.Contains(err.Error(), "navigated or closed") || time.Now().After(deadline) {
+		// A navigation while polling destroys the page's JavaScript context ("navigated or
+		// closed", "Cannot find context with specified id", "Execution context was
+		// destroyed"): poll the new page until the deadline.
+		if err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
