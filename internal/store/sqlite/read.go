@@ -60,8 +60,7 @@ func (s *Store) jobWithTasks(ctx context.Context, st *sql.Stmt, key any) (*pipel
 	)
 	for rows.Next() {
 		if dest == nil {
-			a.jobRow.scan(nopScanner{}) // sets up a.jobRow.dest
-			dest = append(append([]any(nil), a.jobRow.dest...), t.dest()...)
+			dest = append(append([]any(nil), a.jobRow.dests()...), t.dest()...)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -92,11 +91,6 @@ func (s *Store) jobWithTasks(ctx context.Context, st *sql.Stmt, key any) (*pipel
 	return job, nil
 }
 
-// nopScanner lets jobRow.scan set up its destinations without scanning.
-type nopScanner struct{}
-
-func (nopScanner) Scan(...any) error { return nil }
-
 // joinedTask holds the task columns of a job-with-tasks join row (NULL when the job has none).
 type joinedTask struct {
 	start, end, exitCode, errored, attempt intCol
@@ -108,24 +102,30 @@ func (t *joinedTask) dest() []any {
 }
 
 func (t *joinedTask) task(a *arena) (pipeline.Task, error) {
-	deps, err := decodeDependsOn(t.deps)
+	return newTask(a, taskRow{start: t.start, end: t.end, exitCode: t.exitCode, errored: t.errored, attempt: t.attempt,
+		name: t.name.String, status: t.status.String, err: t.err.String, deps: t.deps, attempts: t.attempts})
+}
+
+// newTask builds the task of a scanned task row, its times from a.
+func newTask(a *arena, r taskRow) (pipeline.Task, error) {
+	deps, err := decodeDependsOn(r.deps)
 	if err != nil {
-		return pipeline.Task{}, fmt.Errorf("task %q: %w", t.name.String, err)
+		return pipeline.Task{}, fmt.Errorf("task %q: %w", r.name, err)
 	}
-	attempts, err := decodeAttempts(t.attempts)
+	attempts, err := decodeAttempts(r.attempts)
 	if err != nil {
-		return pipeline.Task{}, fmt.Errorf("task %q: %w", t.name.String, err)
+		return pipeline.Task{}, fmt.Errorf("task %q: %w", r.name, err)
 	}
 	return pipeline.Task{
-		Name:      t.name.String,
+		Name:      r.name,
 		DependsOn: deps,
-		Status:    pipeline.TaskStatus(t.status.String),
-		Start:     a.time(t.start),
-		End:       a.time(t.end),
-		ExitCode:  int(t.exitCode.V),
-		Errored:   t.errored.V != 0,
-		Error:     t.err.String,
-		Attempt:   int(t.attempt.V),
+		Status:    pipeline.TaskStatus(r.status),
+		Start:     a.time(r.start),
+		End:       a.time(r.end),
+		ExitCode:  int(r.exitCode.V),
+		Errored:   r.errored.V != 0,
+		Error:     r.err,
+		Attempt:   int(r.attempt.V),
 		Attempts:  attempts,
 	}, nil
 }
@@ -390,11 +390,16 @@ type jobRow struct {
 }
 
 func (r *jobRow) scan(row scanner) error {
+	return row.Scan(r.dests()...)
+}
+
+// dests returns the scan destinations of jobColumns, in order.
+func (r *jobRow) dests() []any {
 	if r.dest == nil {
 		r.dest = []any{&r.seq, &r.id, &r.pipeline, &r.status, &r.vars, &r.user, &r.partition,
 			&r.created, &r.startAfter, &r.start, &r.ended, &r.lastErr, &r.errored, &r.replBy, &r.def}
 	}
-	return row.Scan(r.dest...)
+	return r.dest
 }
 
 // scanJob reads one row of jobColumns.
@@ -509,25 +514,9 @@ func attachTasks(rows *sql.Rows, jobs []*pipeline.Job, seqs []int64, a *arena) e
 		if k == n || seqs[at(k)] != seq {
 			continue // a task of a job outside the list (range scan)
 		}
-		deps, err := decodeDependsOn(r.deps)
+		t, err := newTask(a, *r)
 		if err != nil {
-			return fmt.Errorf("task %q: %w", r.name, err)
-		}
-		attempts, err := decodeAttempts(r.attempts)
-		if err != nil {
-			return fmt.Errorf("task %q: %w", r.name, err)
-		}
-		t := pipeline.Task{
-			Name:      r.name,
-			DependsOn: deps,
-			Status:    pipeline.TaskStatus(r.status),
-			Start:     a.time(r.start),
-			End:       a.time(r.end),
-			ExitCode:  int(r.exitCode.V),
-			Errored:   r.errored.V != 0,
-			Error:     r.err,
-			Attempt:   int(r.attempt.V),
-			Attempts:  attempts,
+			return err
 		}
 		if j := at(k); j != cur {
 			if cur >= 0 {

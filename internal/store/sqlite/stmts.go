@@ -74,10 +74,8 @@ type writeStmts struct {
 
 // readStmts are prepared on the read pool (database/sql prepares them once per connection).
 type readStmts struct {
-	jobByID      *sql.Stmt
 	jobWithTasks *sql.Stmt
 	jobSeq       *sql.Stmt
-	tasksOfJob   *sql.Stmt
 }
 
 // prepareTxControl prepares the statements of writeTx, which the migrations already need.
@@ -177,9 +175,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		dst   **sql.Stmt
 		query string
 	}{
-		{&s.rs.jobByID, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&s.rs.jobSeq, `SELECT seq FROM jobs WHERE id = ?`},
-		{&s.rs.tasksOfJob, `SELECT ` + taskColumns + ` FROM tasks WHERE job_seq = ? ORDER BY position`},
 		{&s.rs.jobWithTasks, jobWithTasksQuery(jobColumns, "j.id")},
 	}
 	for _, p := range r {
