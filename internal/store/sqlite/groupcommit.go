@@ -191,17 +191,8 @@ func (s *Store) batchTx(fn func(ctx context.Context) error) error {
 	if s.closed {
 		return errClosed
 	}
-	ctx := context.Background()
-	if _, err := s.ws.begin.ExecContext(ctx); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(ctx); err != nil {
-		_, _ = s.ws.rollback.ExecContext(ctx)
+	if err := s.inTx(context.Background(), fn); err != nil {
 		return err
-	}
-	if _, err := s.ws.commit.ExecContext(ctx); err != nil {
-		_, _ = s.ws.rollback.ExecContext(ctx)
-		return fmt.Errorf("commit: %w", err)
 	}
 	s.ckpt.kick()
 	return nil

@@ -327,20 +327,24 @@ func (s *Store) withWriter(ctx context.Context, fn func(ctx context.Context) err
 
 // writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits when fn returns nil.
 func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	return s.withWriter(ctx, func(ctx context.Context) error {
-		if _, err := s.ws.begin.ExecContext(ctx); err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
-		if err := fn(ctx); err != nil {
-			_, _ = s.ws.rollback.ExecContext(ctx)
-			return err
-		}
-		if _, err := s.ws.commit.ExecContext(ctx); err != nil {
-			_, _ = s.ws.rollback.ExecContext(ctx)
-			return fmt.Errorf("commit: %w", err)
-		}
-		return nil
-	})
+	return s.withWriter(ctx, func(ctx context.Context) error { return s.inTx(ctx, fn) })
+}
+
+// inTx runs fn between BEGIN IMMEDIATE and COMMIT, rolling back when fn or the commit fails.
+// The caller holds the writer.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, err := s.ws.begin.ExecContext(ctx); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(ctx); err != nil {
+		_, _ = s.ws.rollback.ExecContext(ctx)
+		return err
+	}
+	if _, err := s.ws.commit.ExecContext(ctx); err != nil {
+		_, _ = s.ws.rollback.ExecContext(ctx)
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 type migration struct {
