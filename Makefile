@@ -23,6 +23,7 @@ test-race:
 lint: check-generated
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1)
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { $(GO) mod tidy -diff; echo "go.mod/go.sum: run 'go mod tidy' and commit the result"; exit 1; }
 
 # generate: the templ components' *_templ.go (committed), with the templ pinned in go.mod's tool
 # directive. Run from the module root: the generated code names its files relative to it.
