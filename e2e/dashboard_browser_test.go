@@ -263,6 +263,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("API sees the job as %+v", api)
 	}
 
+	// With no task chosen, the log panel follows the task that matters: once checkout has
+	// ended, a running task's panel and output replace it without a reload.
+	b.eval(`window.__noReload = 'yes'`)
+	b.waitFor("the log panel to switch to a running task",
+		`['build', 'lint'].includes(document.querySelector('[data-testid="log"]').dataset.task)`, 15*time.Second)
+	b.waitFor("the running task's output in the switched panel",
+		`/\[(build|lint)\]/.test(document.querySelector('[data-testid="log-stdout"]').textContent)`, 15*time.Second)
+	if b.eval(`window.__noReload || ''`) != "yes" {
+		t.Errorf("the job page reloaded to switch its log panel")
+	}
+
 	// Open the build task's log from the graph, then watch without reloading: log lines
 	// appear, node colours change, and the job ends as succeeded.
 	b.do("open the build log from the graph",

@@ -547,7 +547,8 @@ func TestJobPage(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	assertSafe(t, r.body)
 	doc := parse(t, r.body)
-	if got := attr(one(t, doc, "job"), "sse-connect"); got != "/ui/jobs/job-running/events?task=test" {
+	if got := attr(one(t, doc, "job"), "sse-connect"); got != "/ui/jobs/job-running/events?log=test" {
+		// No task was chosen: the stream is told which log the page shows, to switch it later.
 		t.Errorf("job stream = %q", got)
 	}
 	if got := text(one(t, doc, "job-user")); got != "ada"+xssAttr {

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -316,16 +317,25 @@ func (d *Dashboard) jobPage(c *fiber.Ctx) error {
 	}
 	l.Title = job.Pipeline + " #" + view.ShortID(job.ID)
 	page := view.JobPage{Layout: l, Job: v}
-	if v.Selected != "" {
-		t := job.Task(v.Selected)
-		live := !job.Status.Final() && !t.Status.Final()
-		texts, err := d.readTails(c.UserContext(), job.ID, v.Selected)
-		if err != nil {
-			return d.fail(c, err)
-		}
-		page.Log = view.NewLogPanel(d.paths, job.ID, v.Selected, texts, live, d.cfg.MaxLogLines)
+	if page.Log, err = d.logPanel(c.UserContext(), job, v.Selected); err != nil {
+		return d.fail(c, err)
 	}
 	return d.render(c, fiber.StatusOK, templates.JobPageView(page))
+}
+
+// logPanel builds the log panel of a job's task from the tail of its output; nil when task is
+// "" (a job without tasks).
+func (d *Dashboard) logPanel(ctx context.Context, job *pipeline.Job, task string) (*view.LogPanel, error) {
+	t := job.Task(task)
+	if t == nil {
+		return nil, nil
+	}
+	texts, err := d.readTails(ctx, job.ID, task)
+	if err != nil {
+		return nil, err
+	}
+	live := !job.Status.Final() && !t.Status.Final()
+	return view.NewLogPanel(d.paths, job.ID, task, texts, live, d.cfg.MaxLogLines), nil
 }
 
 // logDownload sends one stream of a task's output as a text file, streamed from the runner

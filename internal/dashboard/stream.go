@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +86,7 @@ func startSSE(c *fiber.Ctx) {
 func (d *Dashboard) jobEvents(c *fiber.Ctx) error {
 	id := strings.Clone(param(c, "id"))
 	task := strings.Clone(c.Query("task"))
+	shown := strings.Clone(c.Query("log"))
 	csrf := d.csrfToken(c)
 	if _, err := d.runner.Job(c.UserContext(), id); err != nil {
 		status, _, msg := failure(err)
@@ -92,12 +94,15 @@ func (d *Dashboard) jobEvents(c *fiber.Ctx) error {
 	}
 	startSSE(c)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		d.streamJob(&sse{w: w}, id, task, csrf)
+		d.streamJob(&sse{w: w}, id, task, shown, csrf)
 	})
 	return nil
 }
 
-func (d *Dashboard) streamJob(s *sse, id, task, csrf string) {
+// streamJob writes the job page's fragments until the job is final. task is the task the
+// person chose; when they chose none, shown is the task whose log the page shows, and the log
+// panel is replaced (event "log") whenever another task starts to matter (view.SelectTask).
+func (d *Dashboard) streamJob(s *sse, id, task, shown, csrf string) {
 	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	s.w.WriteString("retry: " + strconv.Itoa(retryMillis) + "\n\n")
@@ -132,6 +137,17 @@ func (d *Dashboard) streamJob(s *sse, id, task, csrf string) {
 				"loghead": templates.LogHead(v.SelectedTask),
 			}
 			wrote := false
+			if task == "" && v.Selected != shown {
+				// A panel that cannot be built now (its log unreadable for a moment) is tried
+				// again at the next change.
+				if err := d.sendLogPanel(ctx, s, job, v); err == nil {
+					shown, wrote = v.Selected, true
+				} else if ctx.Err() != nil {
+					return
+				} else {
+					d.logger.Warn("dashboard: switch log panel", "job_id", id, "task", v.Selected, "error", err)
+				}
+			}
 			for _, name := range names {
 				var buf bytes.Buffer
 				if err := comps[name].Render(ctx, &buf); err != nil {
@@ -165,6 +181,20 @@ func (d *Dashboard) streamJob(s *sse, id, task, csrf string) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// sendLogPanel writes the log panel of the job view's selected task as the event "log".
+func (d *Dashboard) sendLogPanel(ctx context.Context, s *sse, job *pipeline.Job, v view.JobView) error {
+	panel, err := d.logPanel(ctx, job, v.Selected)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := templates.JobLog(v, panel).Render(ctx, &buf); err != nil {
+		return fmt.Errorf("render log panel: %w", err)
+	}
+	s.event("log", "", buf.String())
+	return nil
 }
 
 // jobState is a digest of what makes a job page change apart from the clock.

@@ -211,3 +211,69 @@ func TestLogEventsDoNotFloodTheBrowser(t *testing.T) {
 	close(live)
 	nextEvent(t, events, "end")
 }
+
+func TestJobEventsSwitchTheLogToTheTaskThatMatters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seed()
+	h.r.setLog("job-queued", "compile", pipeline.Stdout, "compiling\n")
+	h.r.setLog("job-queued", "test", pipeline.Stdout, "FAIL: TestX\n")
+	base := h.listen()
+	// The page was opened while the job waited: it shows the first task's (empty) log.
+	events, _ := h.openStream(base, "/ui/jobs/job-queued/events?log=compile", nil)
+	nextEvent(t, events, "head")
+
+	start := testNow.Add(time.Second)
+	h.r.update("job-queued", func(j *pipeline.Job) {
+		j.Status, j.Start = pipeline.JobRunning, tp(start)
+		j.Task("compile").Status, j.Task("compile").Start = pipeline.TaskDone, tp(start)
+		j.Task("compile").End = tp(start.Add(time.Second))
+		j.Task("test").Status, j.Task("test").Start = pipeline.TaskRunning, tp(start.Add(time.Second))
+	})
+	panel := parse(t, nextEvent(t, events, "log").data)
+	if got := attr(one(t, panel, "log"), "data-task"); got != "test" {
+		t.Fatalf("log panel after the switch shows %q, want the running task test", got)
+	}
+	if got := text(one(t, panel, "log-stdout")); !strings.Contains(got, "FAIL: TestX") {
+		t.Errorf("switched panel's stdout = %q, want the running task's output so far", got)
+	}
+	if got := attr(one(t, panel, "log-streams"), "sse-connect"); !strings.Contains(got, "/tasks/test/log/events?") {
+		t.Errorf("switched panel follows %q, want the running task's live log", got)
+	}
+
+	// The job ends: the task stays shown, and no second switch is sent for it.
+	h.r.update("job-queued", func(j *pipeline.Job) {
+		j.Status, j.End = pipeline.JobFailed, tp(start.Add(2*time.Second))
+		j.Task("test").Status, j.Task("test").End = pipeline.TaskError, tp(start.Add(2*time.Second))
+	})
+	for ev := range events {
+		if ev.name == "log" {
+			t.Errorf("a second log switch was sent: %q", ev.data)
+		}
+		if ev.name == "end" {
+			break
+		}
+	}
+}
+
+func TestJobEventsKeepTheChosenTask(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seed()
+	base := h.listen()
+	// The person chose compile on a job whose running task is test: no switch.
+	events, _ := h.openStream(base, "/ui/jobs/job-running/events?task=compile", nil)
+	nextEvent(t, events, "head")
+	h.r.update("job-running", func(j *pipeline.Job) {
+		j.Status, j.End = pipeline.JobSucceeded, tp(testNow)
+		j.Tasks[1].Status, j.Tasks[1].End = pipeline.TaskDone, tp(testNow)
+	})
+	for ev := range events {
+		if ev.name == "log" {
+			t.Errorf("the chosen task's panel was replaced: %q", ev.data)
+		}
+		if ev.name == "end" {
+			break
+		}
+	}
+}

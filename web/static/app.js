@@ -87,4 +87,6 @@
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { init(document); });
   else init(document);
+  // A live job page replaces its log panel when another task starts to matter.
+  document.addEventListener('htmx:load', function (e) { init(e.target.parentNode || document); });
 })();

@@ -245,7 +245,7 @@ func TestJobPage(t *testing.T) {
 	}
 
 	root := one(t, doc, "job")
-	if got := attr(root, "sse-connect"); got != "/base/ui/jobs/"+job.ID+"/events?task=test%22%3E%3Cimg+src%3Dx+onerror%3Dalert%281%29%3E" {
+	if got := attr(root, "sse-connect"); got != "/base/ui/jobs/"+job.ID+"/events?log=test%22%3E%3Cimg+src%3Dx+onerror%3Dalert%281%29%3E" {
 		t.Errorf("job sse-connect = %q", got)
 	}
 	if attr(root, "sse-close") != "end" || attr(root, "hx-ext") != "sse" {

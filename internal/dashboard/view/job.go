@@ -167,7 +167,13 @@ func NewJobView(job *pipeline.Job, in JobInput) JobView {
 	}
 	v.Selected = SelectTask(job, in.Task)
 	if !v.Final {
-		v.EventsURL = p.JobEvents(job.ID, v.Selected)
+		// A task the person chose stays chosen; otherwise the stream tells which log the page
+		// shows, so that it can switch the panel when another task starts to matter.
+		if v.Selected == in.Task {
+			v.EventsURL = p.JobEvents(job.ID, v.Selected, "")
+		} else {
+			v.EventsURL = p.JobEvents(job.ID, "", v.Selected)
+		}
 	}
 	v.Tasks = make([]TaskRow, len(job.Tasks))
 	for i := range job.Tasks {
@@ -200,8 +206,10 @@ func newTaskRow(p Paths, job *pipeline.Job, t *pipeline.Task, selected string, n
 }
 
 // SelectTask picks the task whose log a job page shows: the requested one when the job has
-// it, else the first running task, else the first that errored, else the one that started
-// last, else the first.
+// it; else the task that matters, as CI systems open a pipeline's page on the step to look at:
+// the running task (the one that started first, when several run), else the task that failed
+// first (by its end; the cause, not a consequence), else the one that started last, else the
+// first.
 func SelectTask(job *pipeline.Job, requested string) string {
 	if len(job.Tasks) == 0 {
 		return ""
@@ -209,15 +217,11 @@ func SelectTask(job *pipeline.Job, requested string) string {
 	if requested != "" && job.Task(requested) != nil {
 		return requested
 	}
-	for _, t := range job.Tasks {
-		if t.Status == pipeline.TaskRunning {
-			return t.Name
-		}
+	if t := earliest(job.Tasks, pipeline.TaskRunning, func(t *pipeline.Task) *time.Time { return t.Start }); t != nil {
+		return t.Name
 	}
-	for _, t := range job.Tasks {
-		if t.Status == pipeline.TaskError {
-			return t.Name
-		}
+	if t := earliest(job.Tasks, pipeline.TaskError, func(t *pipeline.Task) *time.Time { return t.End }); t != nil {
+		return t.Name
 	}
 	last := -1
 	for i, t := range job.Tasks {
@@ -229,6 +233,23 @@ func SelectTask(job *pipeline.Job, requested string) string {
 		return job.Tasks[last].Name
 	}
 	return job.Tasks[0].Name
+}
+
+// earliest returns the task with the given status whose time (at) is the earliest; a task
+// without that time counts as later than any with it, and ties keep the job's task order. It
+// returns nil when no task has the status.
+func earliest(tasks []pipeline.Task, status pipeline.TaskStatus, at func(*pipeline.Task) *time.Time) *pipeline.Task {
+	var best *pipeline.Task
+	for i := range tasks {
+		t := &tasks[i]
+		if t.Status != status {
+			continue
+		}
+		if best == nil || at(t) != nil && (at(best) == nil || at(t).Before(*at(best))) {
+			best = t
+		}
+	}
+	return best
 }
 
 // NewLogPanel builds the log panel of task from what the handler read of its streams. live

@@ -72,11 +72,20 @@ func (p Paths) JobTask(id, task string) string {
 	return p.Job(id) + "?" + url.Values{"task": {task}}.Encode()
 }
 
-// JobEvents is the SSE stream of a job page's live fragments.
-func (p Paths) JobEvents(id, task string) string {
+// JobEvents is the SSE stream of a job page's live fragments. task is the task the person
+// chose ("" for none); shown is the task whose log the page shows when none was chosen, so that
+// the stream can switch the log panel to the task that matters now.
+func (p Paths) JobEvents(id, task, shown string) string {
 	u := p.Job(id) + "/events"
+	q := url.Values{}
 	if task != "" {
-		u += "?" + url.Values{"task": {task}}.Encode()
+		q.Set("task", task)
+	}
+	if shown != "" {
+		q.Set("log", shown)
+	}
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	return u
 }

@@ -195,6 +195,11 @@ func TestSelectTask(t *testing.T) {
 		{"errored", job(pipeline.Task{Name: "a", Status: pipeline.TaskError}, pipeline.Task{Name: "b", Status: pipeline.TaskSkipped}), "", "a"},
 		{"last started", job(pipeline.Task{Name: "a", Status: pipeline.TaskDone, Start: tp(s)}, pipeline.Task{Name: "b", Status: pipeline.TaskDone, Start: tp(s.Add(time.Second))}), "", "b"},
 		{"none", job(), "", ""},
+		{"nothing started", job(task("a"), task("b", "a")), "", "a"},
+		{"first running by start", job(pipeline.Task{Name: "a", Status: pipeline.TaskRunning, Start: tp(s.Add(time.Second))}, pipeline.Task{Name: "b", Status: pipeline.TaskRunning, Start: tp(s)}), "", "b"},
+		{"running before failed", job(pipeline.Task{Name: "a", Status: pipeline.TaskError, End: tp(s)}, pipeline.Task{Name: "b", Status: pipeline.TaskRunning, Start: tp(s)}), "", "b"},
+		{"first failure by end", job(pipeline.Task{Name: "a", Status: pipeline.TaskError, End: tp(s.Add(time.Second))}, pipeline.Task{Name: "b", Status: pipeline.TaskError, End: tp(s)}), "", "b"},
+		{"requested wins over running", job(pipeline.Task{Name: "a", Status: pipeline.TaskDone}, pipeline.Task{Name: "b", Status: pipeline.TaskRunning}), "a", "a"},
 	}
 	for _, tt := range tests {
 		if got := SelectTask(tt.job, tt.req); got != tt.want {
