@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -106,9 +105,9 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 //
 // The start-up runs in three strands, so that it takes about as long as its longest part rather
 // than the sum of them: the pipeline files load in one goroutine; the data directory is locked
-// and the store opened in another; this goroutine binds the listener and builds the HTTP app
-// meanwhile. The HTTP server starts right away, but it accepts connections only once the store
-// is open, crash recovery is done and the runner has started (see gatedListener): until then
+// and the store opened in another; this goroutine binds the listener meanwhile. The runner and
+// the HTTP app that serves it are built once the store is open; the HTTP server accepts
+// connections only once crash recovery is done and the runner has started (see gatedListener): until then
 // they wait in the listen backlog, so no request is answered by a server that is not ready, and
 // a client that connects early gets its answer as soon as the server is.
 func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) error {
@@ -145,34 +144,6 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		lnErr = fmt.Errorf("listen on %s: %w", cfg.address, lnErr)
 	}
 
-	// The HTTP app is built before the runner exists: no handler runs before the gate opens, and
-	// the runner is set into the adapters before that.
-	workDir, _ := os.Getwd()
-	var r *runner.Runner
-	m := metrics.New(func(ctx context.Context) ([]metrics.PipelineGauge, error) {
-		infos, err := r.Pipelines(ctx)
-		if err != nil {
-			return nil, err
-		}
-		gauges := make([]metrics.PipelineGauge, len(infos))
-		for i, p := range infos {
-			gauges[i] = metrics.PipelineGauge{Pipeline: p.Definition.Name, Running: p.Running, Waiting: p.Waiting}
-		}
-		return gauges, nil
-	})
-	ar, dr := &apiRunner{}, &dashboardRunner{}
-	// Closed when the HTTP shutdown starts: it ends the live log streams.
-	liveDone := make(chan struct{})
-	app, dash := newApp(cfg, secret, log, m.Handler(), liveDone,
-		func(ctx context.Context) error { return r.Ready(ctx) }, ar, dr)
-	defer dash.Close()
-	// gate is closed when the server is ready, or when the start-up failed (after ln is closed).
-	gate := make(chan struct{})
-	serveErr := make(chan error, 1)
-	if lnErr == nil {
-		go func() { serveErr <- app.Listener(gatedListener{Listener: ln, open: gate}) }()
-	}
-
 	<-defsDone
 	sr := <-storeDone
 	if sr.unlock != nil {
@@ -187,7 +158,6 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		if ln != nil {
 			ln.Close()
 		}
-		close(gate)
 		return err
 	}
 	// The errors in the order of the steps that used to run one after the other.
@@ -196,15 +166,10 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 			return abort(err)
 		}
 	}
-	st := sr.st
-	// The history of an original prunner in the same data directory (data.json, logs/) is
-	// imported once, before anything runs; a broken data.json stops the start-up.
-	if _, err := legacyimport.Run(ctx, cfg.data, st, log); err != nil {
-		return abort(err)
-	}
-
-	r = runner.New(runner.Config{
-		Store:     st,
+	workDir, _ := os.Getwd()
+	m := metrics.New()
+	r := runner.New(runner.Config{
+		Store:     sr.st,
 		DataDir:   cfg.data,
 		WorkDir:   workDir,
 		Env:       taskEnv,
@@ -212,7 +177,26 @@ func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		Logger:    log,
 		Observer:  m,
 	})
-	ar.Runner, dr.Runner = r, r
+	// Closed when the HTTP shutdown starts: it ends the live log streams.
+	liveDone := make(chan struct{})
+	app, dash := newApp(cfg, secret, log, m, liveDone, r)
+	defer dash.Close()
+	// gate is closed when the server is ready, or when the start-up failed (after ln is closed).
+	gate := make(chan struct{})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listener(gatedListener{Listener: ln, open: gate}) }()
+	abort = func(err error) error {
+		ln.Close()
+		close(gate)
+		return err
+	}
+	st := sr.st
+	// The history of an original prunner in the same data directory (data.json, logs/) is
+	// imported once, before anything runs; a broken data.json stops the start-up.
+	if _, err := legacyimport.Run(ctx, cfg.data, st, log); err != nil {
+		return abort(err)
+	}
+
 	r.SetDefinitions(defs)
 	if err := r.Start(ctx); err != nil {
 		return abort(err)
@@ -316,19 +300,27 @@ func openStore(ctx context.Context, cfg *config) (res storeResult) {
 	return res
 }
 
-// newApp builds the HTTP app: the API and the dashboard, on the routes they are served.
-func newApp(cfg *config, secret []byte, log *slog.Logger, metricsHandler http.Handler, liveDone chan struct{},
-	ready func(context.Context) error, ar api.Runner, dr dashboard.Runner) (*fiber.App, *dashboard.Dashboard) {
+// The runner is what the API and the dashboard need of it, without adapters: their interfaces
+// are declared with them, and newApp below hands the runner to both.
+var (
+	_ api.Runner       = (*runner.Runner)(nil)
+	_ dashboard.Runner = (*runner.Runner)(nil)
+)
+
+// newApp builds the HTTP app: the API and the dashboard, on the routes they are served, both
+// served by r; /metrics reads its gauges from r.
+func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, liveDone chan struct{},
+	r *runner.Runner) (*fiber.App, *dashboard.Dashboard) {
 	app := api.New(api.Config{
 		Done:            liveDone,
 		Secret:          secret,
 		Logger:          log,
 		EnableProfiling: cfg.enableProfiling,
-		Ready:           ready,
-		Metrics:         metricsHandler,
+		Ready:           r.Ready,
+		Metrics:         m.Handler(r),
 		MetricsPublic:   cfg.metricsPublic,
-	}, ar)
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dr)
+	}, r)
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, r)
 	return app, dash
 }
 

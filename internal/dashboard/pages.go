@@ -75,7 +75,7 @@ func (d *Dashboard) pipelinesPage(c *fiber.Ctx) error {
 }
 
 // startForm builds the start form of p, filled with what was sent when it is shown again.
-func (d *Dashboard) startForm(p Pipeline, csrf string, rows []view.KV, jsonText, partition, errMsg string) view.StartForm {
+func (d *Dashboard) startForm(p pipeline.Info, csrf string, rows []view.KV, jsonText, partition, errMsg string) view.StartForm {
 	f := view.StartForm{
 		Pipeline:  p.Name,
 		Action:    d.paths.Start(p.Name),
@@ -94,17 +94,17 @@ func (d *Dashboard) startForm(p Pipeline, csrf string, rows []view.KV, jsonText,
 	return f
 }
 
-func (d *Dashboard) findPipeline(c *fiber.Ctx, name string) (Pipeline, error) {
+func (d *Dashboard) findPipeline(c *fiber.Ctx, name string) (pipeline.Info, error) {
 	pipes, err := d.runner.Pipelines(c.UserContext())
 	if err != nil {
-		return Pipeline{}, err
+		return pipeline.Info{}, err
 	}
 	for _, p := range pipes {
 		if p.Name == name {
 			return p, nil
 		}
 	}
-	return Pipeline{}, fmt.Errorf("pipeline %q: %w", name, pipeline.ErrUnknownPipeline)
+	return pipeline.Info{}, fmt.Errorf("pipeline %q: %w", name, pipeline.ErrUnknownPipeline)
 }
 
 func (d *Dashboard) startPage(c *fiber.Ctx) error {
@@ -115,7 +115,7 @@ func (d *Dashboard) startPage(c *fiber.Ctx) error {
 	return d.renderStart(c, fiber.StatusOK, p, d.startForm(p, d.csrfToken(c), nil, "", "", ""))
 }
 
-func (d *Dashboard) renderStart(c *fiber.Ctx, status int, p Pipeline, f view.StartForm) error {
+func (d *Dashboard) renderStart(c *fiber.Ctx, status int, p pipeline.Info, f view.StartForm) error {
 	desc := ""
 	if def := p.Definition; def != nil {
 		desc = fmt.Sprintf("%d tasks · concurrency %d · %s", len(def.Tasks), def.Concurrency, def.QueueStrategy)
@@ -155,7 +155,7 @@ func (d *Dashboard) startJob(c *fiber.Ctx) error {
 	if msg != "" {
 		return again(fiber.StatusBadRequest, msg)
 	}
-	id, err := d.runner.Schedule(c.UserContext(), StartRequest{
+	id, err := d.runner.Schedule(c.UserContext(), pipeline.ScheduleRequest{
 		Pipeline:       p.Name,
 		Variables:      vars,
 		QueuePartition: partition,
@@ -420,7 +420,7 @@ func (d *Dashboard) rerunJob(c *fiber.Ctx) error {
 	if err != nil {
 		return d.fail(c, err)
 	}
-	id, err := d.runner.Schedule(c.UserContext(), StartRequest{
+	id, err := d.runner.Schedule(c.UserContext(), pipeline.ScheduleRequest{
 		Pipeline:       job.Pipeline,
 		Variables:      job.Variables,
 		QueuePartition: job.QueuePartition,
