@@ -351,23 +351,21 @@ func reload(cfg *config, r *runner.Runner, log *slog.Logger) {
 }
 
 // definitionsFingerprint summarises the pipeline files (names, sizes, modification times) so that
-// --watch notices changes without reading them.
+// --watch notices changes without reading them. It looks at the files a load reads
+// (pipeline.Files): a new or removed definition file changes it as much as an edited one. A
+// directory that cannot be searched has its error as the fingerprint, so that its return is a
+// change as well.
 func definitionsFingerprint(cfg *config) string {
+	files, err := pipeline.Files(cfg.path, cfg.pattern)
+	if err != nil {
+		return err.Error()
+	}
 	var b strings.Builder
-	_ = filepath.WalkDir(cfg.path, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return nil
+	for _, f := range files {
+		if info, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s|%d|%d\n", f, info.Size(), info.ModTime().UnixNano())
 		}
-		if d.IsDir() && path != cfg.path && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
-			if info, err := d.Info(); err == nil {
-				fmt.Fprintf(&b, "%s|%d|%d\n", path, info.Size(), info.ModTime().UnixNano())
-			}
-		}
-		return nil
-	})
+	}
 	return b.String()
 }
 
