@@ -18,12 +18,6 @@ import (
 	"github.com/prunner-dev/prunner/web/templates"
 )
 
-// jobStatuses are the statuses the jobs page filters by, in lifecycle order.
-var jobStatuses = []pipeline.JobStatus{
-	pipeline.JobQueued, pipeline.JobRunning, pipeline.JobSucceeded,
-	pipeline.JobFailed, pipeline.JobCanceled, pipeline.JobReplaced,
-}
-
 // emptyVarRows is how many empty key/value rows a start form offers.
 const emptyVarRows = 3
 
@@ -208,14 +202,10 @@ func (d *Dashboard) jobsTable(c *fiber.Ctx) (view.JobsTable, view.JobsFilter, er
 	status := c.Query("status")
 	before := c.Query("before")
 	q := store.JobQuery{Pipeline: pipe, Limit: d.cfg.PageSize + 1, Before: before}
-	valid := false
-	for _, s := range jobStatuses {
-		if string(s) == status {
-			valid = true
-			q.Statuses = []pipeline.JobStatus{s}
-		}
-	}
-	if !valid {
+	if s, ok := pipeline.ParseJobStatus(status); ok {
+		q.Statuses = []pipeline.JobStatus{s}
+	} else {
+		// An unknown status filters nothing (the page shows every job and no filter).
 		status = ""
 	}
 	jobs, err := d.runner.Jobs(c.UserContext(), q)
@@ -247,7 +237,7 @@ func (d *Dashboard) jobsTable(c *fiber.Ctx) (view.JobsTable, view.JobsFilter, er
 	t.Version = hex.EncodeToString(sum[:8])
 
 	f := view.JobsFilter{Action: d.paths.Jobs("", "", ""), Pipeline: pipe, Status: status}
-	for _, s := range jobStatuses {
+	for _, s := range pipeline.JobStatuses() {
 		f.Statuses = append(f.Statuses, string(s))
 	}
 	return t, f, nil
