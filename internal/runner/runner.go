@@ -138,9 +138,6 @@ func (r *Runner) SetDefinitions(set *pipeline.Set) {
 	}
 }
 
-// Definitions returns the loaded definitions.
-func (r *Runner) Definitions() *pipeline.Set { return r.defs.Load() }
-
 // Start recovers from an unclean stop (jobs left running are ended as failed and their orphaned
 // processes killed), starts the waiting jobs that may start and begins periodic retention. Jobs
 // are admitted and claimed only once the recovery is done.
