@@ -97,7 +97,8 @@ func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 	taskEnv, err := buildTaskEnv(env, cfg.envFiles, secret)
 	if err != nil {
 		// A broken definition file is reported first, as when the steps ran one after the other.
-		if <-defsDone; defsErr != nil {
+		<-defsDone
+		if defsErr != nil {
 			return nil, defsErr
 		}
 		return nil, err
