@@ -9,26 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/joho/godotenv"
 
-	"github.com/prunner-dev/prunner/internal/api"
 	"github.com/prunner-dev/prunner/internal/auth"
-	"github.com/prunner-dev/prunner/internal/dashboard"
-	"github.com/prunner-dev/prunner/internal/metrics"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner"
-	"github.com/prunner-dev/prunner/internal/store/legacyimport"
-	"github.com/prunner-dev/prunner/internal/store/sqlite"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -102,236 +91,6 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 }
 
-// serve runs the server until a signal stops it.
-//
-// The start-up runs in three strands, so that it takes about as long as its longest part rather
-// than the sum of them: the pipeline files load in one goroutine; the data directory is locked
-// and the store opened in another; this goroutine binds the listener and builds the HTTP app
-// meanwhile. The HTTP server starts right away, but it accepts connections only once the store
-// is open, crash recovery is done and the runner has started (see gatedListener): until then
-// they wait in the listen backlog, so no request is answered by a server that is not ready, and
-// a client that connects early gets its answer as soon as the server is.
-func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) error {
-	started := time.Now()
-	// Signals are caught from the start: one that arrives while the server starts is handled as
-	// soon as it serves (a SIGUSR1 must never kill it).
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
-
-	// Parsing the pipeline files is the longest step of an idle start-up; it needs nothing else.
-	defsDone := make(chan struct{})
-	var (
-		defs    *pipeline.Set
-		defsErr error
-	)
-	go func() {
-		defer close(defsDone)
-		defs, defsErr = loadDefinitions(cfg, log)
-	}()
-
-	secret, err := auth.ResolveSecret(cfg.jwtSecret, cfg.configFile)
-	if err != nil {
-		<-defsDone
-		return err
-	}
-
-	storeDone := make(chan storeResult, 1)
-	go func() { storeDone <- openStore(ctx, cfg) }()
-
-	taskEnv, envErr := buildTaskEnv(env, cfg.envFiles, secret)
-	ln, lnErr := net.Listen("tcp", cfg.address)
-	if lnErr != nil {
-		lnErr = fmt.Errorf("listen on %s: %w", cfg.address, lnErr)
-	}
-
-	// The HTTP app is built before the runner exists: no handler runs before the gate opens, and
-	// the runner is set into the adapters before that.
-	workDir, _ := os.Getwd()
-	var r *runner.Runner
-	m := metrics.New(func(ctx context.Context) ([]metrics.PipelineGauge, error) {
-		infos, err := r.Pipelines(ctx)
-		if err != nil {
-			return nil, err
-		}
-		gauges := make([]metrics.PipelineGauge, len(infos))
-		for i, p := range infos {
-			gauges[i] = metrics.PipelineGauge{Pipeline: p.Definition.Name, Running: p.Running, Waiting: p.Waiting}
-		}
-		return gauges, nil
-	})
-	ar, dr := &apiRunner{}, &dashboardRunner{}
-	// Closed when the HTTP shutdown starts: it ends the live log streams.
-	liveDone := make(chan struct{})
-	app, dash := newApp(cfg, secret, log, m.Handler(), liveDone,
-		func(ctx context.Context) error { return r.Ready(ctx) }, ar, dr)
-	defer dash.Close()
-	// gate is closed when the server is ready, or when the start-up failed (after ln is closed).
-	gate := make(chan struct{})
-	serveErr := make(chan error, 1)
-	if lnErr == nil {
-		go func() { serveErr <- app.Listener(gatedListener{Listener: ln, open: gate}) }()
-	}
-
-	<-defsDone
-	sr := <-storeDone
-	if sr.unlock != nil {
-		defer sr.unlock()
-	}
-	if sr.st != nil {
-		defer sr.st.Close()
-	}
-	// abort ends a failed start-up; the deferred calls close the store and unlock the data
-	// directory.
-	abort := func(err error) error {
-		if ln != nil {
-			ln.Close()
-		}
-		close(gate)
-		return err
-	}
-	// The errors in the order of the steps that used to run one after the other.
-	for _, err := range []error{defsErr, envErr, sr.err, lnErr} {
-		if err != nil {
-			return abort(err)
-		}
-	}
-	st := sr.st
-	// The history of an original prunner in the same data directory (data.json, logs/) is
-	// imported once, before anything runs; a broken data.json stops the start-up.
-	if _, err := legacyimport.Run(ctx, cfg.data, st, log); err != nil {
-		return abort(err)
-	}
-
-	r = runner.New(runner.Config{
-		Store:     st,
-		DataDir:   cfg.data,
-		WorkDir:   workDir,
-		Env:       taskEnv,
-		KillGrace: cfg.killGrace,
-		Logger:    log,
-		Observer:  m,
-	})
-	ar.Runner, dr.Runner = r, r
-	r.SetDefinitions(defs)
-	if err := r.Start(ctx); err != nil {
-		return abort(err)
-	}
-	close(gate)
-	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
-
-	var pollC <-chan time.Time
-	var fingerprint string
-	if cfg.watch {
-		fingerprint = definitionsFingerprint(cfg)
-		t := time.NewTicker(cfg.pollInterval)
-		defer t.Stop()
-		pollC = t.C
-	}
-
-	for {
-		select {
-		case err := <-serveErr:
-			r.Stop(context.Background())
-			return fmt.Errorf("http server: %w", err)
-		case <-pollC:
-			if fp := definitionsFingerprint(cfg); fp != fingerprint {
-				fingerprint = fp
-				reload(cfg, r, log)
-			}
-		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGUSR1:
-				reload(cfg, r, log)
-				continue
-			case syscall.SIGINT:
-				log.Info("SIGINT: draining, new schedules get 503; running jobs finish (send another signal to stop them)", "running", r.Running())
-				done := make(chan error, 1)
-				go func() { done <- r.Drain(context.Background()) }()
-				select {
-				case <-done:
-				case sig2 := <-sigs:
-					log.Warn("second signal: canceling running jobs", "signal", sig2.String())
-					r.CancelAll()
-					<-done
-				}
-			case syscall.SIGTERM:
-				log.Info("SIGTERM: canceling running jobs", "running", r.Running())
-				done := make(chan error, 1)
-				go func() { done <- r.Stop(context.Background()) }()
-				select {
-				case <-done:
-				case <-sigs:
-					log.Warn("second signal: not waiting for jobs any longer")
-				}
-			}
-			// Live dashboard streams end first: the HTTP shutdown waits for open connections.
-			dash.Close()
-			close(liveDone)
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := app.ShutdownWithContext(shutdownCtx); err != nil {
-				log.Warn("http shutdown", "error", err)
-			}
-			cancel()
-			log.Info("prunner stopped", "signal", sig.String())
-			return nil
-		}
-	}
-}
-
-// gatedListener holds the server's connections back until open is closed: they wait in the
-// listen backlog meanwhile. It lets the HTTP server start (and clients connect) while the
-// start-up is still running.
-type gatedListener struct {
-	net.Listener
-	open <-chan struct{}
-}
-
-func (l gatedListener) Accept() (net.Conn, error) {
-	<-l.open
-	return l.Listener.Accept()
-}
-
-// storeResult is what openStore hands over: the data directory's lock and the open store, or
-// the first error.
-type storeResult struct {
-	unlock func()
-	st     *sqlite.Store
-	err    error
-}
-
-// openStore locks the data directory and opens the store.
-func openStore(ctx context.Context, cfg *config) (res storeResult) {
-	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
-		res.err = fmt.Errorf("data directory %s: %w", cfg.data, err)
-		return res
-	}
-	if res.unlock, res.err = lockDataDir(cfg.data); res.err != nil {
-		return res
-	}
-	if res.st, res.err = sqlite.Open(ctx, filepath.Join(cfg.data, "prunner.db")); res.err != nil {
-		res.err = fmt.Errorf("open store in %s: %w", cfg.data, res.err)
-		return res
-	}
-	return res
-}
-
-// newApp builds the HTTP app: the API and the dashboard, on the routes they are served.
-func newApp(cfg *config, secret []byte, log *slog.Logger, metricsHandler http.Handler, liveDone chan struct{},
-	ready func(context.Context) error, ar api.Runner, dr dashboard.Runner) (*fiber.App, *dashboard.Dashboard) {
-	app := api.New(api.Config{
-		Done:            liveDone,
-		Secret:          secret,
-		Logger:          log,
-		EnableProfiling: cfg.enableProfiling,
-		Ready:           ready,
-		Metrics:         metricsHandler,
-		MetricsPublic:   cfg.metricsPublic,
-	}, ar)
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, dr)
-	return app, dash
-}
-
 // loadDefinitions loads the pipeline files and logs their warnings.
 func loadDefinitions(cfg *config, log *slog.Logger) (*pipeline.Set, error) {
 	set, warnings, err := pipeline.Load(cfg.path, cfg.pattern)
@@ -359,23 +118,21 @@ func reload(cfg *config, r *runner.Runner, log *slog.Logger) {
 }
 
 // definitionsFingerprint summarises the pipeline files (names, sizes, modification times) so that
-// --watch notices changes without reading them.
+// --watch notices changes without reading them. It looks at the files a load reads
+// (pipeline.Files): a new or removed definition file changes it as much as an edited one. A
+// directory that cannot be searched has its error as the fingerprint, so that its return is a
+// change as well.
 func definitionsFingerprint(cfg *config) string {
+	files, err := pipeline.Files(cfg.path, cfg.pattern)
+	if err != nil {
+		return err.Error()
+	}
 	var b strings.Builder
-	_ = filepath.WalkDir(cfg.path, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return nil
+	for _, f := range files {
+		if info, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s|%d|%d\n", f, info.Size(), info.ModTime().UnixNano())
 		}
-		if d.IsDir() && path != cfg.path && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
-			if info, err := d.Info(); err == nil {
-				fmt.Fprintf(&b, "%s|%d|%d\n", path, info.Size(), info.ModTime().UnixNano())
-			}
-		}
-		return nil
-	})
+	}
 	return b.String()
 }
 

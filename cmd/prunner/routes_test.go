@@ -58,7 +58,7 @@ func TestTokenMatrixEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Stop(context.Background())
-	jobID, err := r.Schedule(t.Context(), runner.ScheduleRequest{Pipeline: "p"})
+	jobID, err := r.Schedule(t.Context(), pipeline.ScheduleRequest{Pipeline: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,7 @@ func TestTokenMatrixEveryRoute(t *testing.T) {
 	}
 	liveDone := make(chan struct{})
 	defer close(liveDone)
-	app, dash := newApp(&config{}, secret, log, metrics.New(nil).Handler(), liveDone, r.Ready,
-		&apiRunner{Runner: r}, &dashboardRunner{Runner: r})
+	app, dash := newApp(&config{}, secret, log, metrics.New(), liveDone, r)
 	defer dash.Close()
 
 	now := time.Now()

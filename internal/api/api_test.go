@@ -37,9 +37,9 @@ var (
 
 // seed fills the fake runner with pipelines and jobs of every shape the API has to render.
 func seed(f *fakeRunner) {
-	f.pipelines = []PipelineInfo{
-		{Name: "deploy", Running: true, Schedulable: false},
-		{Name: "release_it", Running: false, Schedulable: true},
+	f.pipelines = []pipeline.Info{
+		{Name: "deploy", RunningJobs: 2, Schedulable: false},
+		{Name: "release_it", RunningJobs: 0, Schedulable: true},
 	}
 	f.addJob(&pipeline.Job{
 		ID:        jobRunningID,

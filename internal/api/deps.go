@@ -8,12 +8,13 @@ import (
 	"github.com/prunner-dev/prunner/internal/store"
 )
 
-// Runner is what the API needs of the runner. It is declared here, with its consumer; the
-// runner.Runner type implements it.
+// Runner is what the API needs of the runner. It is declared here, with its consumer;
+// *runner.Runner implements it, as the compile-time assertion where cmd/prunner wires the two
+// together makes sure.
 type Runner interface {
 	// Schedule admits a new job and returns its ID once it is durable. Errors: wrapped
 	// pipeline.ErrUnknownPipeline, ErrQueueFull, ErrNoQueue, ErrShuttingDown.
-	Schedule(ctx context.Context, req ScheduleRequest) (jobID string, err error)
+	Schedule(ctx context.Context, req pipeline.ScheduleRequest) (jobID string, err error)
 	// Cancel cancels a queued or running job. Canceling a canceled job is a no-op. Errors:
 	// pipeline.ErrJobNotFound; pipeline.ErrJobFinished for a job that ended otherwise.
 	Cancel(ctx context.Context, jobID string) error
@@ -25,7 +26,7 @@ type Runner interface {
 	// store.Store.EachJob); fn's error stops it and is returned.
 	EachJob(ctx context.Context, q store.JobQuery, fn func(*pipeline.Job) error) error
 	// Pipelines lists the loaded pipelines, sorted by name.
-	Pipelines(ctx context.Context) ([]PipelineInfo, error)
+	Pipelines(ctx context.Context) ([]pipeline.Info, error)
 	// OpenLog opens one output stream of a task of a job for reading from the start. A task
 	// that has not written anything yet yields an empty reader. The caller closes it.
 	OpenLog(ctx context.Context, jobID, task string, stream pipeline.LogStream) (io.ReadCloser, error)
@@ -42,31 +43,4 @@ type Runner interface {
 	// WaitInfo tells where and why a queued job waits; nil (and no error) for a job that is not
 	// queued. Errors: pipeline.ErrJobNotFound.
 	WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error)
-}
-
-// ScheduleRequest is a request to start a job.
-type ScheduleRequest struct {
-	Pipeline string
-	// Variables decoded with json.Decoder.UseNumber, so numbers keep their form.
-	Variables      map[string]any
-	QueuePartition string
-	// User is the token's sub claim ("" when none).
-	User string
-	// IdempotencyKey (header Idempotency-Key) makes the request repeatable: a request with a
-	// key that a stored job already has returns that job's ID and starts nothing.
-	IdempotencyKey string
-}
-
-// PipelineInfo is one entry of GET /pipelines.
-type PipelineInfo struct {
-	Name        string
-	Running     bool
-	Schedulable bool
-	// RunningJobs and WaitingJobs count the pipeline's jobs; NotSchedulableReason says why a
-	// schedule request would be rejected now ("" when Schedulable).
-	RunningJobs          int
-	WaitingJobs          int
-	NotSchedulableReason string
-	// Definition is the loaded definition (for dashboards: concurrency, strategy, tasks).
-	Definition *pipeline.Definition
 }

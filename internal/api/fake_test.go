@@ -19,7 +19,7 @@ import (
 // fakeRunner is a small in-memory Runner for the API tests.
 type fakeRunner struct {
 	mu        sync.Mutex
-	pipelines []PipelineInfo
+	pipelines []pipeline.Info
 	jobs      map[string]*pipeline.Job
 	// logs maps "jobID/task/stream" to a function returning a fresh reader.
 	logs map[string]func() io.Reader
@@ -31,7 +31,7 @@ type fakeRunner struct {
 	eachJobErrAfter int
 	openLogErr      map[pipeline.LogStream]error
 
-	scheduled []ScheduleRequest
+	scheduled []pipeline.ScheduleRequest
 	queries   []store.JobQuery
 	opened    atomic.Int64
 	closed    atomic.Int64
@@ -57,7 +57,7 @@ func (f *fakeRunner) setLog(jobID, task string, stream pipeline.LogStream, open 
 	f.logs[jobID+"/"+task+"/"+string(stream)] = open
 }
 
-func (f *fakeRunner) Schedule(_ context.Context, req ScheduleRequest) (string, error) {
+func (f *fakeRunner) Schedule(_ context.Context, req pipeline.ScheduleRequest) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.scheduleErr != nil {
@@ -136,10 +136,10 @@ func (f *fakeRunner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pip
 	return nil
 }
 
-func (f *fakeRunner) Pipelines(context.Context) ([]PipelineInfo, error) {
+func (f *fakeRunner) Pipelines(context.Context) ([]pipeline.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]PipelineInfo(nil), f.pipelines...), nil
+	return append([]pipeline.Info(nil), f.pipelines...), nil
 }
 
 func (f *fakeRunner) OpenLog(_ context.Context, jobID, task string, stream pipeline.LogStream) (io.ReadCloser, error) {

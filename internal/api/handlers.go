@@ -94,7 +94,7 @@ func (h *handlers) schedule(c *fiber.Ctx) error {
 	if len(key) > maxIdempotencyKey {
 		return badRequest(fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
 	}
-	id, err := h.runner.Schedule(c.UserContext(), ScheduleRequest{
+	id, err := h.runner.Schedule(c.UserContext(), pipeline.ScheduleRequest{
 		Pipeline:       body.Pipeline,
 		Variables:      variables,
 		QueuePartition: body.QueuePartition,

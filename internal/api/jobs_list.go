@@ -18,11 +18,15 @@ import (
 // maxPageSize bounds the limit parameter of job lists.
 const maxPageSize = 1000
 
-// jobStatuses are the accepted values of the status filter (the persisted job statuses).
-var jobStatuses = map[string]pipeline.JobStatus{
-	"queued": pipeline.JobQueued, "running": pipeline.JobRunning, "succeeded": pipeline.JobSucceeded,
-	"failed": pipeline.JobFailed, "canceled": pipeline.JobCanceled, "replaced": pipeline.JobReplaced,
-}
+// jobStatusHint names the accepted values of the status filter, every job status:
+// "use queued, running, succeeded, failed, canceled or replaced".
+var jobStatusHint = func() string {
+	var names []string
+	for _, s := range pipeline.JobStatuses() {
+		names = append(names, string(s))
+	}
+	return "use " + strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}()
 
 // jobQueryParams reads the optional list parameters: pipeline, status (comma-separated or
 // repeated), limit (1…1000) and cursor (the nextCursor of the previous page). Without them the
@@ -36,9 +40,9 @@ func jobQueryParams(c *fiber.Ctx) (store.JobQuery, error) {
 			if s == "" {
 				continue
 			}
-			st, ok := jobStatuses[s]
+			st, ok := pipeline.ParseJobStatus(s)
 			if !ok {
-				return q, badRequest("Invalid status " + strconv.Quote(s) + ": use queued, running, succeeded, failed, canceled or replaced")
+				return q, badRequest("Invalid status " + strconv.Quote(s) + ": " + jobStatusHint)
 			}
 			q.Statuses = append(q.Statuses, st)
 		}

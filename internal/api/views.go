@@ -36,10 +36,12 @@ type pipelineView struct {
 	Running     bool   `json:"running"`
 }
 
-func pipelineViews(infos []PipelineInfo) []pipelineView {
+// pipelineViews turns the runner's pipelines into the compatible API's. Running is a flag there
+// (the original prunner had no counts): some job of the pipeline is running.
+func pipelineViews(infos []pipeline.Info) []pipelineView {
 	views := make([]pipelineView, 0, len(infos))
 	for _, p := range infos {
-		views = append(views, pipelineView{Pipeline: p.Name, Schedulable: p.Schedulable, Running: p.Running})
+		views = append(views, pipelineView{Pipeline: p.Name, Schedulable: p.Schedulable, Running: p.RunningJobs > 0})
 	}
 	return views
 }

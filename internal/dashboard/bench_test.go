@@ -26,11 +26,11 @@ import (
 // storeRunner serves jobs from a real store, for the benchmarks.
 type storeRunner struct {
 	st   store.Store
-	defs []Pipeline
+	defs []pipeline.Info
 	log  []byte
 }
 
-func (r *storeRunner) Schedule(context.Context, StartRequest) (string, error) {
+func (r *storeRunner) Schedule(context.Context, pipeline.ScheduleRequest) (string, error) {
 	return "", errors.New("not in benchmarks")
 }
 func (r *storeRunner) Cancel(context.Context, string) error { return errors.New("not in benchmarks") }
@@ -40,7 +40,7 @@ func (r *storeRunner) Job(ctx context.Context, id string) (*pipeline.Job, error)
 func (r *storeRunner) Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error) {
 	return r.st.Jobs(ctx, q)
 }
-func (r *storeRunner) Pipelines(context.Context) ([]Pipeline, error) { return r.defs, nil }
+func (r *storeRunner) Pipelines(context.Context) ([]pipeline.Info, error) { return r.defs, nil }
 func (r *storeRunner) OpenLog(context.Context, string, string, pipeline.LogStream) (io.ReadCloser, error) {
 	return struct {
 		*bytes.Reader
@@ -120,7 +120,7 @@ func benchApp(b *testing.B) (*fiber.App, string) {
 	for i := range 2000 {
 		fmt.Fprintf(&log, "step %d: compiling package %d of 2000 <ok>\n", i, i)
 	}
-	r := &storeRunner{st: st, defs: []Pipeline{{Name: def.Name, Schedulable: true, Definition: def}}, log: []byte(log.String())}
+	r := &storeRunner{st: st, defs: []pipeline.Info{{Name: def.Name, Schedulable: true, Definition: def}}, log: []byte(log.String())}
 	app := fiber.New(fiber.Config{Immutable: true, DisableStartupMessage: true})
 	Register(app, Config{Secret: []byte(testSecret)}, r)
 	return app, last

@@ -28,11 +28,12 @@ import (
 )
 
 // Runner is what the dashboard needs of the runner. It is declared here, with its consumer;
-// cmd/prunner adapts the runner to it.
+// *runner.Runner implements it, as the compile-time assertion where cmd/prunner wires the two
+// together makes sure.
 type Runner interface {
 	// Schedule admits a new job and returns its ID. Errors: wrapped
 	// pipeline.ErrUnknownPipeline, ErrQueueFull, ErrNoQueue, ErrShuttingDown.
-	Schedule(ctx context.Context, req StartRequest) (jobID string, err error)
+	Schedule(ctx context.Context, req pipeline.ScheduleRequest) (jobID string, err error)
 	// Cancel cancels a queued or running job (pipeline.ErrJobNotFound, ErrJobFinished).
 	Cancel(ctx context.Context, jobID string) error
 	// Job returns one job, or pipeline.ErrJobNotFound.
@@ -40,7 +41,7 @@ type Runner interface {
 	// Jobs lists jobs newest first; the dashboard always pages (Limit and Before).
 	Jobs(ctx context.Context, q store.JobQuery) ([]*pipeline.Job, error)
 	// Pipelines lists the loaded pipelines sorted by name.
-	Pipelines(ctx context.Context) ([]Pipeline, error)
+	Pipelines(ctx context.Context) ([]pipeline.Info, error)
 	// OpenLog opens one output stream of a task from the start; the caller closes it.
 	OpenLog(ctx context.Context, jobID, task string, stream pipeline.LogStream) (io.ReadCloser, error)
 	// FollowLog streams a task's output from the given offsets on, then live output, until the
@@ -48,25 +49,6 @@ type Runner interface {
 	FollowLog(ctx context.Context, jobID, task string, from map[pipeline.LogStream]int64) (<-chan pipeline.LogChunk, error)
 	// WaitInfo tells where and why a queued job waits; nil for a job that is not queued.
 	WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error)
-}
-
-// StartRequest asks for a new job.
-type StartRequest struct {
-	Pipeline       string
-	Variables      map[string]any
-	QueuePartition string
-	// User is the signed-in user (the token's sub claim).
-	User string
-}
-
-// Pipeline is one loaded pipeline with its current counts.
-type Pipeline struct {
-	Name                 string
-	RunningJobs          int
-	WaitingJobs          int
-	Schedulable          bool
-	NotSchedulableReason string
-	Definition           *pipeline.Definition
 }
 
 // Config configures the dashboard.

@@ -30,7 +30,7 @@ func buildDef() *pipeline.Definition {
 
 // seed adds two pipelines and a running, a finished and a queued job of "build".
 func (h *harness) seed() (running, done, queued *pipeline.Job) {
-	h.r.pipelines = []Pipeline{
+	h.r.pipelines = []pipeline.Info{
 		{Name: "build", RunningJobs: 1, WaitingJobs: 1, Schedulable: true, Definition: buildDef()},
 		{Name: "deploy", Schedulable: false, NotSchedulableReason: "queue full: " + xssAttr,
 			Definition: &pipeline.Definition{Name: "deploy", Concurrency: 1, QueueStrategy: pipeline.QueuePartitionedReplace, Tasks: map[string]pipeline.TaskDefinition{"go": {Name: "go"}}}},
@@ -451,7 +451,7 @@ func TestStartJobErrorsKeepTheForm(t *testing.T) {
 func TestJobsPagePagesAndFilters(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.r.pipelines = []Pipeline{{Name: "build", Definition: buildDef()}, {Name: "other", Definition: buildDef()}}
+	h.r.pipelines = []pipeline.Info{{Name: "build", Definition: buildDef()}, {Name: "other", Definition: buildDef()}}
 	for i := range 120 {
 		p := "build"
 		if i%2 == 1 {

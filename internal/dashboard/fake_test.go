@@ -16,7 +16,7 @@ import (
 // fakeRunner is an in-memory Runner for the handler tests.
 type fakeRunner struct {
 	mu        sync.Mutex
-	pipelines []Pipeline
+	pipelines []pipeline.Info
 	jobs      map[string]*pipeline.Job
 	// seq orders jobs by creation (the store's cursor order).
 	seq  map[string]int
@@ -29,7 +29,7 @@ type fakeRunner struct {
 
 	scheduleErr error
 	newID       string
-	scheduled   []StartRequest
+	scheduled   []pipeline.ScheduleRequest
 	canceled    []string
 	queries     []store.JobQuery
 	follows     []map[pipeline.LogStream]int64
@@ -68,7 +68,7 @@ func (f *fakeRunner) setLog(job, task string, stream pipeline.LogStream, text st
 	f.logs[job+"/"+task+"/"+string(stream)] = text
 }
 
-func (f *fakeRunner) Schedule(_ context.Context, req StartRequest) (string, error) {
+func (f *fakeRunner) Schedule(_ context.Context, req pipeline.ScheduleRequest) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.scheduleErr != nil {
@@ -157,10 +157,10 @@ func (f *fakeRunner) Jobs(_ context.Context, q store.JobQuery) ([]*pipeline.Job,
 	return out, nil
 }
 
-func (f *fakeRunner) Pipelines(context.Context) ([]Pipeline, error) {
+func (f *fakeRunner) Pipelines(context.Context) ([]pipeline.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Pipeline(nil), f.pipelines...), nil
+	return append([]pipeline.Info(nil), f.pipelines...), nil
 }
 
 func (f *fakeRunner) OpenLog(_ context.Context, id, task string, stream pipeline.LogStream) (io.ReadCloser, error) {

@@ -19,12 +19,6 @@ import (
 	"github.com/prunner-dev/prunner/web/templates"
 )
 
-// jobStatuses are the statuses the jobs page filters by, in lifecycle order.
-var jobStatuses = []pipeline.JobStatus{
-	pipeline.JobQueued, pipeline.JobRunning, pipeline.JobSucceeded,
-	pipeline.JobFailed, pipeline.JobCanceled, pipeline.JobReplaced,
-}
-
 // emptyVarRows is how many empty key/value rows a start form offers.
 const emptyVarRows = 3
 
@@ -76,7 +70,7 @@ func (d *Dashboard) pipelinesPage(c *fiber.Ctx) error {
 }
 
 // startForm builds the start form of p, filled with what was sent when it is shown again.
-func (d *Dashboard) startForm(p Pipeline, csrf string, rows []view.KV, jsonText, partition, errMsg string) view.StartForm {
+func (d *Dashboard) startForm(p pipeline.Info, csrf string, rows []view.KV, jsonText, partition, errMsg string) view.StartForm {
 	f := view.StartForm{
 		Pipeline:  p.Name,
 		Action:    d.paths.Start(p.Name),
@@ -95,17 +89,17 @@ func (d *Dashboard) startForm(p Pipeline, csrf string, rows []view.KV, jsonText,
 	return f
 }
 
-func (d *Dashboard) findPipeline(c *fiber.Ctx, name string) (Pipeline, error) {
+func (d *Dashboard) findPipeline(c *fiber.Ctx, name string) (pipeline.Info, error) {
 	pipes, err := d.runner.Pipelines(c.UserContext())
 	if err != nil {
-		return Pipeline{}, err
+		return pipeline.Info{}, err
 	}
 	for _, p := range pipes {
 		if p.Name == name {
 			return p, nil
 		}
 	}
-	return Pipeline{}, fmt.Errorf("pipeline %q: %w", name, pipeline.ErrUnknownPipeline)
+	return pipeline.Info{}, fmt.Errorf("pipeline %q: %w", name, pipeline.ErrUnknownPipeline)
 }
 
 func (d *Dashboard) startPage(c *fiber.Ctx) error {
@@ -116,7 +110,7 @@ func (d *Dashboard) startPage(c *fiber.Ctx) error {
 	return d.renderStart(c, fiber.StatusOK, p, d.startForm(p, d.csrfToken(c), nil, "", "", ""))
 }
 
-func (d *Dashboard) renderStart(c *fiber.Ctx, status int, p Pipeline, f view.StartForm) error {
+func (d *Dashboard) renderStart(c *fiber.Ctx, status int, p pipeline.Info, f view.StartForm) error {
 	desc := ""
 	if def := p.Definition; def != nil {
 		desc = fmt.Sprintf("%d tasks · concurrency %d · %s", len(def.Tasks), def.Concurrency, def.QueueStrategy)
@@ -156,7 +150,7 @@ func (d *Dashboard) startJob(c *fiber.Ctx) error {
 	if msg != "" {
 		return again(fiber.StatusBadRequest, msg)
 	}
-	id, err := d.runner.Schedule(c.UserContext(), StartRequest{
+	id, err := d.runner.Schedule(c.UserContext(), pipeline.ScheduleRequest{
 		Pipeline:       p.Name,
 		Variables:      vars,
 		QueuePartition: partition,
@@ -209,14 +203,10 @@ func (d *Dashboard) jobsTable(c *fiber.Ctx) (view.JobsTable, view.JobsFilter, er
 	status := c.Query("status")
 	before := c.Query("before")
 	q := store.JobQuery{Pipeline: pipe, Limit: d.cfg.PageSize + 1, Before: before}
-	valid := false
-	for _, s := range jobStatuses {
-		if string(s) == status {
-			valid = true
-			q.Statuses = []pipeline.JobStatus{s}
-		}
-	}
-	if !valid {
+	if s, ok := pipeline.ParseJobStatus(status); ok {
+		q.Statuses = []pipeline.JobStatus{s}
+	} else {
+		// An unknown status filters nothing (the page shows every job and no filter).
 		status = ""
 	}
 	jobs, err := d.runner.Jobs(c.UserContext(), q)
@@ -248,7 +238,7 @@ func (d *Dashboard) jobsTable(c *fiber.Ctx) (view.JobsTable, view.JobsFilter, er
 	t.Version = hex.EncodeToString(sum[:8])
 
 	f := view.JobsFilter{Action: d.paths.Jobs("", "", ""), Pipeline: pipe, Status: status}
-	for _, s := range jobStatuses {
+	for _, s := range pipeline.JobStatuses() {
 		f.Statuses = append(f.Statuses, string(s))
 	}
 	return t, f, nil
@@ -430,7 +420,7 @@ func (d *Dashboard) rerunJob(c *fiber.Ctx) error {
 	if err != nil {
 		return d.fail(c, err)
 	}
-	id, err := d.runner.Schedule(c.UserContext(), StartRequest{
+	id, err := d.runner.Schedule(c.UserContext(), pipeline.ScheduleRequest{
 		Pipeline:       job.Pipeline,
 		Variables:      job.Variables,
 		QueuePartition: job.QueuePartition,

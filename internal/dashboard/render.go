@@ -71,7 +71,10 @@ func failure(err error) (status int, heading, msg string) {
 	case errors.Is(err, pipeline.ErrJobFinished):
 		return fiber.StatusConflict, "Job already finished", "The job has already finished; there is nothing to cancel."
 	case errors.Is(err, pipeline.ErrQueueFull), errors.Is(err, pipeline.ErrNoQueue):
-		// Admission's messages name the pipeline and its limits; they are meant for people.
+		// 409, where the API answers 400 for old clients, on purpose: the form was filled in
+		// correctly, and it is the pipeline's state now (a full wait list, no wait list) that
+		// refuses the job; sending the same form again later may well work. Admission's
+		// messages name the pipeline and its limits; they are meant for people.
 		return fiber.StatusConflict, "Not scheduled", err.Error()
 	case errors.Is(err, pipeline.ErrShuttingDown):
 		return fiber.StatusServiceUnavailable, "Server is shutting down", "The server is shutting down and accepts no new jobs. Try again after the restart."

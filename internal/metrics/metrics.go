@@ -16,15 +16,11 @@ import (
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
-// PipelineGauge is one pipeline's current counts.
-type PipelineGauge struct {
-	Pipeline string
-	Running  int
-	Waiting  int
+// PipelineSource is what the gauges read at scrape time: the loaded pipelines with their counts.
+// It is declared here, with its consumer; *runner.Runner implements it.
+type PipelineSource interface {
+	Pipelines(ctx context.Context) ([]pipeline.Info, error)
 }
-
-// GaugeSource returns the current counts per pipeline (the runner's Pipelines, adapted).
-type GaugeSource func(ctx context.Context) ([]PipelineGauge, error)
 
 // Metrics is the runner's observer and the /metrics handler.
 type Metrics struct {
@@ -43,8 +39,9 @@ type Metrics struct {
 // durationBuckets spans a builtin task (well under a millisecond) to long jobs (an hour).
 var durationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
 
-// New creates the metrics; gauges reads the current counts at scrape time.
-func New(gauges GaugeSource) *Metrics {
+// New creates the metrics. The gauges are given to Handler rather than here: the runner is both
+// the metrics' observer (so it is created after them) and the gauges' source.
+func New() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -70,15 +67,18 @@ func New(gauges GaugeSource) *Metrics {
 			Help: "Schedule requests refused, by pipeline and reason (queue_full, no_queue, unknown_pipeline, shutting_down).",
 		}, []string{"pipeline", "reason"}),
 	}
-	m.registry.MustRegister(m.jobsFinished, m.jobDuration, m.tasksFinished, m.taskDuration, m.rejections,
-		&gaugeCollector{source: gauges},
-	)
+	m.registry.MustRegister(m.jobsFinished, m.jobDuration, m.tasksFinished, m.taskDuration, m.rejections)
 	return m
 }
 
-// Handler serves the metrics in the Prometheus text format.
-func (m *Metrics) Handler() http.Handler {
-	h := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+// Handler serves the metrics in the Prometheus text format, with the running and waiting gauges
+// read from src at scrape time (none when src is nil).
+func (m *Metrics) Handler(src PipelineSource) http.Handler {
+	gauges := prometheus.NewRegistry()
+	if src != nil {
+		gauges.MustRegister(&gaugeCollector{source: src})
+	}
+	h := promhttp.HandlerFor(prometheus.Gatherers{m.registry, gauges}, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.runtimeOnce.Do(func() {
 			m.registry.MustRegister(
@@ -110,7 +110,7 @@ func (m *Metrics) TaskFinished(p string, status pipeline.TaskStatus, d time.Dura
 // gaugeCollector reports the running and waiting jobs per pipeline at scrape time, so the values
 // come from the store (the truth) rather than from counters that a restart would reset.
 type gaugeCollector struct {
-	source GaugeSource
+	source PipelineSource
 }
 
 var (
@@ -128,14 +128,14 @@ func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	gauges, err := g.source(ctx)
+	infos, err := g.source.Pipelines(ctx)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
-	for _, p := range gauges {
-		ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, float64(p.Running), p.Pipeline)
-		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(p.Waiting), p.Pipeline)
+	for _, p := range infos {
+		ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, float64(p.RunningJobs), p.Name)
+		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(p.WaitingJobs), p.Name)
 	}
 }

@@ -12,24 +12,31 @@ import (
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
-func scrape(t *testing.T, m *Metrics) string {
+// pipelines is a PipelineSource that answers with infos, or with err.
+type pipelines struct {
+	infos []pipeline.Info
+	err   error
+}
+
+func (p pipelines) Pipelines(context.Context) ([]pipeline.Info, error) { return p.infos, p.err }
+
+func scrape(t *testing.T, m *Metrics, src PipelineSource) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m.Handler(src).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	return string(body)
 }
 
 func TestMetricsContent(t *testing.T) {
 	t.Parallel()
-	m := New(func(context.Context) ([]PipelineGauge, error) {
-		return []PipelineGauge{{Pipeline: "release", Running: 2, Waiting: 5}}, nil
-	})
+	m := New()
+	src := pipelines{infos: []pipeline.Info{{Name: "release", RunningJobs: 2, WaitingJobs: 5}}}
 	m.JobFinished("release", pipeline.JobSucceeded, 1500*time.Millisecond)
 	m.JobFinished("release", pipeline.JobFailed, time.Second)
 	m.TaskFinished("release", pipeline.TaskDone, 10*time.Millisecond)
 	m.ScheduleRejected("release", "queue_full")
-	body := scrape(t, m)
+	body := scrape(t, m, src)
 	for _, want := range []string{
 		`prunner_jobs_finished_total{pipeline="release",status="succeeded"} 1`,
 		`prunner_jobs_finished_total{pipeline="release",status="failed"} 1`,
@@ -51,8 +58,21 @@ func TestMetricsContent(t *testing.T) {
 
 func TestMetricsStoreDown(t *testing.T) {
 	t.Parallel()
-	m := New(func(context.Context) ([]PipelineGauge, error) { return nil, errors.New("down") })
-	if body := scrape(t, m); !strings.Contains(body, "prunner_store_up 0") {
+	m := New()
+	if body := scrape(t, m, pipelines{err: errors.New("down")}); !strings.Contains(body, "prunner_store_up 0") {
 		t.Errorf("store failure not reported:\n%s", body)
+	}
+}
+
+func TestMetricsWithoutSourceLeaveGaugesOut(t *testing.T) {
+	t.Parallel()
+	m := New()
+	m.ScheduleRejected("release", "no_queue")
+	body := scrape(t, m, nil)
+	if !strings.Contains(body, `prunner_schedule_rejections_total{pipeline="release",reason="no_queue"} 1`) {
+		t.Errorf("counters missing without a gauge source:\n%s", body)
+	}
+	if strings.Contains(body, "prunner_store_up") {
+		t.Errorf("gauges reported without a source:\n%s", body)
 	}
 }

@@ -114,12 +114,6 @@ func (s AdmissionState) LastInPartition(partition string, n int) []string {
 	return lastIDs(in, n)
 }
 
-// Schedulable reports whether a schedule request would be accepted now.
-func (d *Definition) Schedulable(state AdmissionState) bool {
-	_, err := d.Admit(state, "")
-	return err == nil
-}
-
 func lastIDs(jobs []WaitingJob, n int) []string {
 	ids := make([]string, 0, n)
 	for i := len(jobs) - n; i < len(jobs); i++ {

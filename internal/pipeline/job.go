@@ -23,6 +23,24 @@ const (
 	JobReplaced JobStatus = "replaced"
 )
 
+// JobStatuses returns every job status, in lifecycle order: the values a list of jobs can be
+// filtered by (the API's status parameter, the dashboard's filter). It is the one list of them;
+// a new status added above belongs here too.
+func JobStatuses() []JobStatus {
+	return []JobStatus{JobQueued, JobRunning, JobSucceeded, JobFailed, JobCanceled, JobReplaced}
+}
+
+// ParseJobStatus returns the job status named s (its persisted token), or false when there is
+// none of that name.
+func ParseJobStatus(s string) (JobStatus, bool) {
+	for _, st := range JobStatuses() {
+		if string(st) == s {
+			return st, true
+		}
+	}
+	return "", false
+}
+
 // Final reports whether no further change of status can happen.
 func (s JobStatus) Final() bool {
 	switch s {

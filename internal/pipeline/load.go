@@ -77,15 +77,7 @@ func (e *LoadError) Error() string {
 // load; they are returned in either case so the caller can log them. No matching file is not an
 // error: the set is then empty.
 func Load(dir, pattern string) (*Set, []Problem, error) {
-	if dir == "" {
-		dir = "."
-	}
-	if pattern == "" {
-		pattern = DefaultPattern
-	}
-	if !doublestar.ValidatePattern(pattern) {
-		return nil, nil, &LoadError{Problems: []Problem{{Message: fmt.Sprintf("invalid pattern %q", pattern)}}}
-	}
+	dir, pattern = withDefaults(dir, pattern)
 	files, warnings, errs := discover(dir, pattern)
 	if len(errs) > 0 {
 		return nil, warnings, &LoadError{Problems: errs}
@@ -101,8 +93,7 @@ func Load(dir, pattern string) (*Set, []Problem, error) {
 		line int
 	}
 	declared := make(map[string]origin)
-	for _, rel := range files {
-		file := filepath.Join(dir, filepath.FromSlash(rel))
+	for _, file := range files {
 		data, err := readFile(file)
 		if err != nil {
 			errs = append(errs, Problem{File: file, Message: err.Error()})
@@ -134,7 +125,33 @@ func location(file string, line int) string {
 	return file
 }
 
-// discover returns the slash-separated paths below dir that match pattern, sorted.
+// Files returns the definition files Load reads, in the order it reads them: the files below dir
+// whose path relative to dir matches pattern (both defaulted as in Load), joined with dir. It is
+// the one discovery of definition files, so that whatever watches them for changes (--watch)
+// looks at exactly the files a load reads. A directory or pattern that Load refuses is an error
+// (a *LoadError); what Load only warns about (a subdirectory that cannot be read, a dangling
+// link) is skipped.
+func Files(dir, pattern string) ([]string, error) {
+	files, _, errs := discover(withDefaults(dir, pattern))
+	if len(errs) > 0 {
+		return nil, &LoadError{Problems: errs}
+	}
+	return files, nil
+}
+
+// withDefaults returns dir and pattern, or "." and DefaultPattern where they are empty.
+func withDefaults(dir, pattern string) (string, string) {
+	if dir == "" {
+		dir = "."
+	}
+	if pattern == "" {
+		pattern = DefaultPattern
+	}
+	return dir, pattern
+}
+
+// discover returns the files below dir whose slash-separated path relative to dir matches
+// pattern, sorted by that path, each joined with dir. An invalid pattern is an error.
 //
 // Hidden directories (".git", the ".prunner" data directory, ".idea", …) are not searched, because
 // they are large and never meant to hold definitions, unless the pattern itself names a hidden path
@@ -142,6 +159,9 @@ func location(file string, line int) string {
 // prunner did), each real directory at most once so that a link cycle ends. A subdirectory that
 // cannot be read gives a warning; dir itself must be a readable directory.
 func discover(dir, pattern string) (files []string, warnings, errs []Problem) {
+	if !doublestar.ValidatePattern(pattern) {
+		return nil, nil, []Problem{{Message: fmt.Sprintf("invalid pattern %q", pattern)}}
+	}
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, nil, []Problem{{File: dir, Message: fmt.Sprintf("cannot read the pipeline directory: %v", unwrapPathError(err))}}
@@ -161,7 +181,11 @@ func discover(dir, pattern string) (files []string, warnings, errs []Problem) {
 		return nil, nil, []Problem{{File: dir, Message: fmt.Sprintf("cannot read the pipeline directory: %v", unwrapPathError(err))}}
 	}
 	sort.Strings(d.files)
-	return d.files, d.warnings, nil
+	files = make([]string, len(d.files))
+	for i, rel := range d.files {
+		files[i] = filepath.Join(dir, filepath.FromSlash(rel))
+	}
+	return files, d.warnings, nil
 }
 
 type discovery struct {

@@ -53,7 +53,7 @@ func startRunner(t *testing.T, file string) (*Runner, string) {
 
 func schedule(t *testing.T, r *Runner, name string) string {
 	t.Helper()
-	id, err := r.Schedule(t.Context(), ScheduleRequest{Pipeline: name})
+	id, err := r.Schedule(t.Context(), pipeline.ScheduleRequest{Pipeline: name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ pipelines:
           - "sleep 0.1; for i in $(seq 1 5); do echo next $i; sleep 0.02; done"
 `)
 	ctx := context.Background()
-	id, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "p"})
+	id, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ pipelines:
       never: {script: ["echo never"], depends_on: [fails]}
 `)
 	ctx := context.Background()
-	id, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "p"})
+	id, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ pipelines:
     tasks:
       slow: {script: ["echo started; sleep 30"]}
 `)
-	id, err := r.Schedule(context.Background(), ScheduleRequest{Pipeline: "p"})
+	id, err := r.Schedule(context.Background(), pipeline.ScheduleRequest{Pipeline: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ pipelines:
 	if _, err := r.FollowLog(ctx, "00000000-0000-4000-8000-000000000000", "a", nil); !errors.Is(err, pipeline.ErrJobNotFound) {
 		t.Errorf("unknown job: err = %v, want ErrJobNotFound", err)
 	}
-	id, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "p"})
+	id, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,9 +138,6 @@ func (r *Runner) SetDefinitions(set *pipeline.Set) {
 	}
 }
 
-// Definitions returns the loaded definitions.
-func (r *Runner) Definitions() *pipeline.Set { return r.defs.Load() }
-
 // Start recovers from an unclean stop (jobs left running are ended as failed and their orphaned
 // processes killed), starts the waiting jobs that may start and begins periodic retention. Jobs
 // are admitted and claimed only once the recovery is done.
@@ -199,7 +196,7 @@ func (r *Runner) Start(ctx context.Context) error {
 }
 
 // Schedule admits a new job. It returns once the job is durable.
-func (r *Runner) Schedule(ctx context.Context, req ScheduleRequest) (string, error) {
+func (r *Runner) Schedule(ctx context.Context, req pipeline.ScheduleRequest) (string, error) {
 	r.mu.Lock()
 	closing := r.closing
 	r.mu.Unlock()
@@ -256,16 +253,6 @@ func (r *Runner) Schedule(ctx context.Context, req ScheduleRequest) (string, err
 	}
 	r.log.Info("job scheduled", "job_id", job.ID, "pipeline", def.Name, "user", req.User, "started", res.Started)
 	return job.ID, nil
-}
-
-// ScheduleRequest is a request to start a job.
-type ScheduleRequest struct {
-	Pipeline       string
-	Variables      map[string]any
-	QueuePartition string
-	User           string
-	// IdempotencyKey, when set, returns the job that already has the key instead of a new one.
-	IdempotencyKey string
 }
 
 // Cancel cancels a queued or running job. Canceling an already canceled job is a no-op;
@@ -341,18 +328,8 @@ func (r *Runner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pipelin
 	return r.st.EachJob(ctx, q, fn)
 }
 
-// PipelineInfo is the state of one loaded pipeline.
-type PipelineInfo struct {
-	Definition  *pipeline.Definition
-	Running     int
-	Waiting     int
-	Schedulable bool
-	// Reason says why a schedule request would be rejected now ("" when Schedulable).
-	Reason string
-}
-
 // Pipelines returns the loaded pipelines sorted by name with their running and waiting counts.
-func (r *Runner) Pipelines(ctx context.Context) ([]PipelineInfo, error) {
+func (r *Runner) Pipelines(ctx context.Context) ([]pipeline.Info, error) {
 	states, err := r.st.PipelineStates(ctx)
 	if err != nil {
 		return nil, err
@@ -361,16 +338,16 @@ func (r *Runner) Pipelines(ctx context.Context) ([]PipelineInfo, error) {
 	closing := r.closing
 	r.mu.Unlock()
 	set := r.defs.Load()
-	infos := make([]PipelineInfo, 0, len(set.Pipelines))
+	infos := make([]pipeline.Info, 0, len(set.Pipelines))
 	for _, name := range set.Names() {
 		d := set.Pipelines[name]
 		s := states[name]
-		info := PipelineInfo{Definition: d, Running: s.Running, Waiting: len(s.Waiting), Schedulable: true}
+		info := pipeline.Info{Name: d.Name, Definition: d, RunningJobs: s.Running, WaitingJobs: len(s.Waiting), Schedulable: true}
 		if _, err := d.Admit(s, ""); err != nil {
-			info.Schedulable, info.Reason = false, err.Error()
+			info.Schedulable, info.NotSchedulableReason = false, err.Error()
 		}
 		if closing {
-			info.Schedulable, info.Reason = false, "the server is shutting down"
+			info.Schedulable, info.NotSchedulableReason = false, "the server is shutting down"
 		}
 		infos = append(infos, info)
 	}

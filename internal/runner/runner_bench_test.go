@@ -86,13 +86,13 @@ pipelines:
 			ctx := b.Context()
 			vars := map[string]any{"i": 1}
 			for range waiting {
-				if _, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "p", Variables: vars}); err != nil {
+				if _, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "p", Variables: vars}); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				id, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "p", Variables: vars})
+				id, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "p", Variables: vars})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -119,7 +119,7 @@ pipelines:
 	ctx := b.Context()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "one"}); err != nil {
+		if _, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "one"}); err != nil {
 			b.Fatal(err)
 		}
 		select {
@@ -145,7 +145,7 @@ func BenchmarkWide200(b *testing.B) {
 	ctx := b.Context()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "wide"}); err != nil {
+		if _, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "wide"}); err != nil {
 			b.Fatal(err)
 		}
 		select {
@@ -182,7 +182,7 @@ pipelines:
 		for range clients {
 			wg.Go(func() {
 				for next.Add(1) <= jobs {
-					if _, err := r.Schedule(ctx, ScheduleRequest{Pipeline: "tp"}); err != nil {
+					if _, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "tp"}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/prunner-dev/prunner/internal/api"
+	"github.com/prunner-dev/prunner/internal/auth"
+	"github.com/prunner-dev/prunner/internal/dashboard"
+	"github.com/prunner-dev/prunner/internal/metrics"
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/store/legacyimport"
+	"github.com/prunner-dev/prunner/internal/store/sqlite"
+)
+
+// The runner is what the API and the dashboard need of it, without adapters: their interfaces
+// are declared with them, and newApp hands the runner to both.
+var (
+	_ api.Runner       = (*runner.Runner)(nil)
+	_ dashboard.Runner = (*runner.Runner)(nil)
+)
+
+// serve runs the server until a signal stops it: start, wait, shutdown.
+func serve(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) error {
+	// Signals are caught from the start: one that arrives while the server starts is handled as
+	// soon as it serves (a SIGUSR1 must never kill it).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	s, err := start(ctx, cfg, env, log)
+	if err != nil {
+		return err
+	}
+	return s.shutdown(s.wait(sigs), sigs)
+}
+
+// server is a started prunner: what serves, and what its shutdown stops.
+type server struct {
+	cfg *config
+	log *slog.Logger
+
+	unlock func()
+	st     *sqlite.Store
+	runner *runner.Runner
+	app    *fiber.App
+	dash   *dashboard.Dashboard
+
+	// gate holds the HTTP server's connections back until the server is ready (see
+	// gatedListener); it is closed when the start-up is done or has failed.
+	gate chan struct{}
+	// served receives the HTTP server's error when it stops serving by itself.
+	served chan error
+	// liveDone is closed when the HTTP shutdown starts: it ends the API's live log streams.
+	liveDone chan struct{}
+}
+
+// start brings the server up and returns it serving; when the start-up fails, what it opened is
+// closed again.
+//
+// The start-up runs in three strands, so that it takes about as long as its longest part rather
+// than the sum of them: the pipeline files load in one goroutine; the data directory is locked,
+// the store opened and the runner and the HTTP app that serves it built in another (build); this
+// goroutine binds the listener meanwhile. The HTTP server starts as soon as the app exists, but
+// it accepts connections only once crash recovery is done and the runner has started (see
+// gatedListener): until then they wait in the listen backlog, so no request is answered by a
+// server that is not ready, and a client that connects early gets its answer as soon as the
+// server is.
+func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) (*server, error) {
+	started := time.Now()
+	// Parsing the pipeline files is the longest step of an idle start-up; it needs nothing else.
+	defsDone := make(chan struct{})
+	var (
+		defs    *pipeline.Set
+		defsErr error
+	)
+	go func() {
+		defer close(defsDone)
+		defs, defsErr = loadDefinitions(cfg, log)
+	}()
+
+	secret, err := auth.ResolveSecret(cfg.jwtSecret, cfg.configFile)
+	if err != nil {
+		<-defsDone
+		return nil, err
+	}
+	taskEnv, err := buildTaskEnv(env, cfg.envFiles, secret)
+	if err != nil {
+		// A broken definition file is reported first, as when the steps ran one after the other.
+		<-defsDone
+		if defsErr != nil {
+			return nil, defsErr
+		}
+		return nil, err
+	}
+
+	s := &server{
+		cfg:      cfg,
+		log:      log,
+		gate:     make(chan struct{}),
+		served:   make(chan error, 1),
+		liveDone: make(chan struct{}),
+	}
+	built := make(chan error, 1)
+	go func() { built <- s.build(ctx, secret, taskEnv) }()
+
+	ln, lnErr := net.Listen("tcp", cfg.address)
+	if lnErr != nil {
+		lnErr = fmt.Errorf("listen on %s: %w", cfg.address, lnErr)
+	}
+	buildErr := <-built
+	if buildErr == nil && lnErr == nil {
+		go func() { s.served <- s.app.Listener(gatedListener{Listener: ln, open: s.gate}) }()
+	}
+	<-defsDone
+	// The errors in the order of the steps that used to run one after the other.
+	for _, err := range []error{defsErr, buildErr, lnErr} {
+		if err != nil {
+			s.abort(ln)
+			return nil, err
+		}
+	}
+	// The history of an original prunner in the same data directory (data.json, logs/) is
+	// imported once, before anything runs; a broken data.json stops the start-up.
+	if _, err := legacyimport.Run(ctx, cfg.data, s.st, log); err != nil {
+		s.abort(ln)
+		return nil, err
+	}
+	s.runner.SetDefinitions(defs)
+	if err := s.runner.Start(ctx); err != nil {
+		s.abort(ln)
+		return nil, err
+	}
+	close(s.gate)
+	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
+	return s, nil
+}
+
+// build locks the data directory, opens the store and builds what stands on it: the runner
+// (not started yet) and the HTTP app that serves it. start runs it in its own goroutine and
+// reads the fields it sets once it has returned.
+func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) error {
+	if err := os.MkdirAll(s.cfg.data, 0o755); err != nil {
+		return fmt.Errorf("data directory %s: %w", s.cfg.data, err)
+	}
+	unlock, err := lockDataDir(s.cfg.data)
+	if err != nil {
+		return err
+	}
+	s.unlock = unlock
+	st, err := sqlite.Open(ctx, filepath.Join(s.cfg.data, "prunner.db"))
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", s.cfg.data, err)
+	}
+	s.st = st
+	workDir, _ := os.Getwd()
+	// The metrics observe the runner, so they exist first; their gauges read the runner.
+	m := metrics.New()
+	s.runner = runner.New(runner.Config{
+		Store:     st,
+		DataDir:   s.cfg.data,
+		WorkDir:   workDir,
+		Env:       taskEnv,
+		KillGrace: s.cfg.killGrace,
+		Logger:    s.log,
+		Observer:  m,
+	})
+	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner)
+	return nil
+}
+
+// abort undoes a start-up that failed before the runner started: the listener (and with it an
+// HTTP server waiting at the gate) closes, then the store, then the data directory's lock.
+func (s *server) abort(ln net.Listener) {
+	if ln != nil {
+		ln.Close()
+	}
+	close(s.gate)
+	if s.dash != nil {
+		s.dash.Close()
+	}
+	s.closeStore()
+}
+
+// stopRequest is why the server stops: a signal (SIGINT or SIGTERM), or the HTTP server's error
+// when it stopped serving by itself.
+type stopRequest struct {
+	signal os.Signal
+	err    error
+}
+
+// wait serves until the server must stop and says why. Meanwhile SIGUSR1, and with --watch a
+// change of the definition files, reload the definitions.
+func (s *server) wait(sigs <-chan os.Signal) stopRequest {
+	var poll <-chan time.Time
+	var fingerprint string
+	if s.cfg.watch {
+		fingerprint = definitionsFingerprint(s.cfg)
+		t := time.NewTicker(s.cfg.pollInterval)
+		defer t.Stop()
+		poll = t.C
+	}
+	for {
+		select {
+		case err := <-s.served:
+			return stopRequest{err: err}
+		case <-poll:
+			if fp := definitionsFingerprint(s.cfg); fp != fingerprint {
+				fingerprint = fp
+				reload(s.cfg, s.runner, s.log)
+			}
+		case sig := <-sigs:
+			if sig == syscall.SIGUSR1 {
+				reload(s.cfg, s.runner, s.log)
+				continue
+			}
+			return stopRequest{signal: sig}
+		}
+	}
+}
+
+// shutdown stops the server in the order that loses nothing: first the intake (the runner
+// accepts no new jobs; schedule requests get 503 while the HTTP server still answers everything
+// else, so that clients can follow the jobs that are ending), then the runner's running jobs
+// (see stopRunner), then the HTTP server, last the store and the data directory's lock.
+func (s *server) shutdown(stop stopRequest, sigs <-chan os.Signal) error {
+	defer s.closeStore()
+	if stop.err != nil {
+		// Nothing answers requests any longer, so no client can follow the running jobs: they
+		// are canceled.
+		s.runner.Stop(context.Background())
+		s.dash.Close()
+		return fmt.Errorf("http server: %w", stop.err)
+	}
+	s.stopRunner(stop.signal, sigs)
+	// Live streams end first: the HTTP shutdown waits for open connections.
+	s.dash.Close()
+	close(s.liveDone)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		s.log.Warn("http shutdown", "error", err)
+	}
+	s.log.Info("prunner stopped", "signal", stop.signal.String())
+	return nil
+}
+
+// stopRunner stops the runner as the signal asks. SIGINT drains: running jobs finish, and a
+// second signal cancels them. SIGTERM cancels the running jobs and waits until they have ended,
+// unless a second signal says not to wait any longer.
+func (s *server) stopRunner(sig os.Signal, sigs <-chan os.Signal) {
+	r := s.runner
+	done := make(chan error, 1)
+	switch sig {
+	case syscall.SIGINT:
+		s.log.Info("SIGINT: draining, new schedules get 503; running jobs finish (send another signal to stop them)", "running", r.Running())
+		go func() { done <- r.Drain(context.Background()) }()
+		select {
+		case <-done:
+		case sig2 := <-sigs:
+			s.log.Warn("second signal: canceling running jobs", "signal", sig2.String())
+			r.CancelAll()
+			<-done
+		}
+	case syscall.SIGTERM:
+		s.log.Info("SIGTERM: canceling running jobs", "running", r.Running())
+		go func() { done <- r.Stop(context.Background()) }()
+		select {
+		case <-done:
+		case <-sigs:
+			s.log.Warn("second signal: not waiting for jobs any longer")
+		}
+	}
+}
+
+// closeStore closes the store and then unlocks the data directory, so that a next server can
+// only open a store that this one has closed.
+func (s *server) closeStore() {
+	if s.st != nil {
+		if err := s.st.Close(); err != nil {
+			s.log.Warn("close store", "error", err)
+		}
+	}
+	if s.unlock != nil {
+		s.unlock()
+	}
+}
+
+// gatedListener holds the server's connections back until open is closed: they wait in the
+// listen backlog meanwhile. It lets the HTTP server start (and clients connect) while the
+// start-up is still running.
+type gatedListener struct {
+	net.Listener
+	open <-chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	<-l.open
+	return l.Listener.Accept()
+}
+
+// newApp builds the HTTP app: the API and the dashboard, on the routes they are served, both
+// served by r; /metrics reads its gauges from r.
+func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, liveDone chan struct{},
+	r *runner.Runner) (*fiber.App, *dashboard.Dashboard) {
+	app := api.New(api.Config{
+		Done:            liveDone,
+		Secret:          secret,
+		Logger:          log,
+		EnableProfiling: cfg.enableProfiling,
+		Ready:           r.Ready,
+		Metrics:         m.Handler(r),
+		MetricsPublic:   cfg.metricsPublic,
+	}, r)
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, r)
+	return app, dash
+}
