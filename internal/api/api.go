@@ -1,6 +1,6 @@
 // Package api is prunner's HTTP interface: the JSON API that is compatible with the original
-// prunner (see docs/compat-api.md), its JWT authentication, request logging and the one function
-// that maps errors to HTTP statuses.
+// prunner (README.md, section "API"; every route is described in openapi.json), its JWT
+// authentication, request logging and the one function that maps errors to HTTP statuses.
 package api
 
 import (

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prunner-dev/prunner/internal/jsonnum"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
@@ -176,7 +177,7 @@ func appendValueJSON(b []byte, v any) ([]byte, error) {
 	case string:
 		return appendJSONString(b, v), nil
 	case json.Number:
-		if v != "" && isJSONNumber(string(v)) {
+		if v != "" && jsonnum.Valid(string(v)) {
 			return append(b, v...), nil
 		}
 	case bool:
@@ -203,46 +204,6 @@ func appendValueJSON(b []byte, v any) ([]byte, error) {
 		return b, err
 	}
 	return append(b, raw...), nil
-}
-
-// isJSONNumber reports whether s is a number in JSON syntax.
-func isJSONNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i == len(s) || s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i == len(s) || s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	}
-	return i == len(s)
 }
 
 func appendOptionalTime(b []byte, t *time.Time) []byte {

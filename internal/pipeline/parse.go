@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,13 +40,6 @@ var (
 	onErrorKeys = []string{"script", "env", "timeout"}
 	retryKeys   = []string{"attempts", "delay", "backoff", "max_delay"}
 )
-
-// maxAliasNodes bounds how many nodes YAML aliases may add to a document when they are expanded.
-// Decoding into yaml.Node does not expand aliases, so yaml.v3's own alias-bomb guard does not
-// apply; without this bound, a few lines of nested aliases ("billion laughs") would make the
-// reader below visit billions of nodes. Real files that reuse settings through anchors stay far
-// below it.
-const maxAliasNodes = 1_000_000
 
 // fileParser turns one definition file into pipelines, collecting problems instead of stopping at
 // the first one.
@@ -90,13 +81,6 @@ func (p *fileParser) warnf(n *yaml.Node, format string, args ...any) {
 
 func (p *fileParser) warnAt(line int, format string, args ...any) {
 	p.warnings = append(p.warnings, Problem{File: p.file, Line: line, Message: fmt.Sprintf(format, args...)})
-}
-
-func lineOf(n *yaml.Node) int {
-	if n == nil {
-		return 0
-	}
-	return n.Line
 }
 
 // parse reads and validates one file. It never panics, whatever data holds.
@@ -151,229 +135,9 @@ func parse(file string, data []byte) *fileParser {
 	return p
 }
 
-// decode runs the YAML parser, turning a panic inside it into an error: a broken file must not
-// take the server down (for example on a reload).
-func decode(dec *yaml.Decoder, n *yaml.Node) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: parser failed: %v", r)
-		}
-	}()
-	return dec.Decode(n)
-}
-
-var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// splitYAMLError takes the line out of a yaml.v3 error ("yaml: line 3: …").
-func splitYAMLError(err error) (int, string) {
-	msg := err.Error()
-	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
-		if line, err := strconv.Atoi(m[1]); err == nil {
-			return line, m[2]
-		}
-	}
-	return 0, strings.TrimPrefix(msg, "yaml: ")
-}
-
 func (p *fileParser) yamlError(err error) {
 	line, msg := splitYAMLError(err)
 	p.errorAt(line, "invalid YAML: %s", msg)
-}
-
-// checkAliases refuses documents whose aliases refer to a node that contains them (which yaml.v3
-// accepts into a yaml.Node, and which would make any reader loop) or expand to more than
-// maxAliasNodes extra nodes. It is linear in the size of the document: an alias can only refer to
-// an anchor written before it, so in document order the size of every anchored node is known
-// before any alias to it is reached.
-//
-// It returns the line to report with the error (0 when there is none).
-func checkAliases(doc *yaml.Node) (int, error) {
-	c := &aliasCounter{size: make(map[*yaml.Node]int), active: make(map[*yaml.Node]bool)}
-	expanded, err := c.count(doc)
-	if err != nil {
-		return c.cycleLine, err
-	}
-	if expanded-c.plain > maxAliasNodes {
-		return 0, fmt.Errorf("YAML aliases expand to more than %d nodes; is this an alias bomb (\"billion laughs\")?", maxAliasNodes)
-	}
-	return 0, nil
-}
-
-type aliasCounter struct {
-	// size is the expanded size of the anchored nodes seen so far.
-	size map[*yaml.Node]int
-	// active holds the anchored nodes being counted (the ancestors of the current node).
-	active map[*yaml.Node]bool
-	// plain counts the nodes as written, aliases as one node each.
-	plain int
-	// cycleLine is the line of the alias that refers to a node containing it.
-	cycleLine int
-}
-
-// count returns the number of nodes below and including n with every alias expanded, saturating
-// a little above the limit so that it cannot overflow.
-func (c *aliasCounter) count(n *yaml.Node) (int, error) {
-	if n == nil {
-		return 0, nil
-	}
-	c.plain++
-	if n.Kind == yaml.AliasNode {
-		target := n.Alias
-		if target == nil {
-			return 1, nil
-		}
-		if c.active[target] {
-			c.cycleLine = n.Line
-			return 0, fmt.Errorf("YAML alias *%s refers to a node that contains it", n.Value)
-		}
-		size, ok := c.size[target]
-		if !ok {
-			// Not reachable for yaml.v3 output (see checkAliases); counted for safety.
-			plain := c.plain
-			var err error
-			if size, err = c.count(target); err != nil {
-				return 0, err
-			}
-			c.plain = plain
-		}
-		return saturate(1 + size), nil
-	}
-	if n.Anchor != "" {
-		c.active[n] = true
-		defer delete(c.active, n)
-	}
-	total := 1
-	for _, child := range n.Content {
-		size, err := c.count(child)
-		if err != nil {
-			return 0, err
-		}
-		total = saturate(total + size)
-	}
-	if n.Anchor != "" {
-		c.size[n] = total
-	}
-	return total, nil
-}
-
-func saturate(n int) int {
-	const limit = 4 * maxAliasNodes
-	if n > limit || n < 0 {
-		return limit
-	}
-	return n
-}
-
-// resolve follows an alias to the node it refers to.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
-}
-
-// describe names what a node is, for "expected …, got …" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if isNull(n) {
-			return "nothing (null)"
-		}
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "…"
-		}
-		return strconv.Quote(v)
-	}
-	return "an empty node"
-}
-
-// entry is one key of a mapping with its (alias-resolved) value.
-type entry struct {
-	name  string
-	key   *yaml.Node
-	value *yaml.Node
-}
-
-// entries returns the keys of mapping n in the order written, with YAML merge keys ("<<: *base")
-// expanded: keys written in n win over merged ones, and among merged mappings the first wins.
-// Duplicate keys are errors. what names the mapping in messages ("task \"b\" of pipeline \"x\"").
-func (p *fileParser) entries(n *yaml.Node, what string) []entry {
-	type item struct {
-		entry
-		merge bool
-	}
-	items := make([]item, 0, len(n.Content)/2)
-	explicit := make(map[string]*yaml.Node)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			items = append(items, item{entry: entry{key: k, value: v}, merge: true})
-			continue
-		}
-		if k.Kind != yaml.ScalarNode {
-			p.errorf(k, "keys must be strings in %s, got %s", what, describe(k))
-			continue
-		}
-		name := k.Value
-		if isNull(k) {
-			name = ""
-		}
-		if first, dup := explicit[name]; dup {
-			p.errorf(k, "duplicate key %q in %s (first at line %d)", name, what, first.Line)
-			continue
-		}
-		explicit[name] = k
-		items = append(items, item{entry: entry{name: name, key: k, value: v}})
-	}
-	out := make([]entry, 0, len(items))
-	merged := make(map[string]bool)
-	for _, it := range items {
-		if !it.merge {
-			out = append(out, it.entry)
-			continue
-		}
-		for _, m := range p.mergeSources(it.value, what) {
-			for _, e := range p.entries(m, what) {
-				if _, ok := explicit[e.name]; ok || merged[e.name] {
-					continue
-				}
-				merged[e.name] = true
-				out = append(out, e)
-			}
-		}
-	}
-	return out
-}
-
-func (p *fileParser) mergeSources(v *yaml.Node, what string) []*yaml.Node {
-	switch {
-	case isNull(v):
-		return nil
-	case v.Kind == yaml.MappingNode:
-		return []*yaml.Node{v}
-	case v.Kind == yaml.SequenceNode:
-		var out []*yaml.Node
-		for _, item := range v.Content {
-			item = resolve(item)
-			if item.Kind != yaml.MappingNode {
-				p.errorf(item, "the value of \"<<\" in %s must be a mapping or a list of mappings, got a list holding %s", what, describe(item))
-				continue
-			}
-			out = append(out, item)
-		}
-		return out
-	}
-	p.errorf(v, "the value of \"<<\" in %s must be a mapping or a list of mappings, got %s", what, describe(v))
-	return nil
 }
 
 // unknownKey warns about a key that prunner does not know, suggesting the known key it is probably
@@ -384,45 +148,6 @@ func (p *fileParser) unknownKey(e entry, format string, known []string, args ...
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	p.warnAt(lineOf(e.key), "%s", msg)
-}
-
-// suggest returns the known key that name most likely misspells, or "".
-func suggest(name string, known []string) string {
-	norm := strings.NewReplacer("-", "_", " ", "_").Replace(strings.ToLower(name))
-	best, bestDist := "", 3
-	for _, k := range known {
-		if norm == k {
-			return k
-		}
-		if d := editDistance(norm, k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes; the keys are ASCII).
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 30
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func (p *fileParser) parsePipelines(n *yaml.Node) {
@@ -704,72 +429,6 @@ func (p *fileParser) env(n *yaml.Node, where, what string) map[string]string {
 		env[e.name] = v
 	}
 	return env
-}
-
-// scalarString is the text of a scalar as written, "" for null.
-func scalarString(n *yaml.Node) string {
-	if isNull(n) {
-		return ""
-	}
-	return n.Value
-}
-
-func (p *fileParser) intValue(n *yaml.Node, where, key string) (int, bool) {
-	var v int
-	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
-		p.errorf(n, "%s: %s must be an integer, got %s", where, key, describe(n))
-		return 0, false
-	}
-	return v, true
-}
-
-func (p *fileParser) boolValue(n *yaml.Node, where, key string) (bool, bool) {
-	var v bool
-	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
-		p.errorf(n, "%s: %s must be true or false, got %s", where, key, describe(n))
-		return false, false
-	}
-	return v, true
-}
-
-func (p *fileParser) stringValue(n *yaml.Node, where, key string) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
-		p.errorf(n, "%s: %s must be a string, got %s", where, key, describe(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-// durationValue reads a Go duration ("10s", "1h30m"). A bare 0 is accepted; other bare numbers
-// are refused, since it is unclear which unit was meant.
-func (p *fileParser) durationValue(n *yaml.Node, where, key string) (time.Duration, bool) {
-	if n.Kind == yaml.ScalarNode {
-		switch n.ShortTag() {
-		case "!!str":
-			d, err := time.ParseDuration(strings.TrimSpace(n.Value))
-			if err == nil {
-				return d, true
-			}
-		case "!!int", "!!float":
-			var f float64
-			if n.Decode(&f) == nil && f == 0 {
-				return 0, true
-			}
-			p.errorf(n, "%s: %s must be a duration with a unit, such as \"%ss\", got %s", where, key, n.Value, describe(n))
-			return 0, false
-		}
-	}
-	p.errorf(n, "%s: %s must be a duration such as \"10s\", \"5m\" or \"48h\", got %s", where, key, describe(n))
-	return 0, false
-}
-
-func (p *fileParser) floatValue(n *yaml.Node, where, key string) (float64, bool) {
-	var v float64
-	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&v) != nil {
-		p.errorf(n, "%s: %s must be a number, got %s", where, key, describe(n))
-		return 0, false
-	}
-	return v, true
 }
 
 // timeout reads the timeout of a task or of the on_error handler: a duration greater than 0

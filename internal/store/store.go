@@ -1,12 +1,12 @@
-// Package store declares the persistence contract of prunner: the Store interface that every
-// backend (the embedded SQLite default, PostgreSQL for several nodes) implements with the same
-// semantics, and the parameter structs of its methods. The conformance suite in storetest checks
-// those semantics against each backend.
+// Package store declares the persistence contract of prunner: the Store interface and the
+// parameter structs of its methods. The one backend is the embedded SQLite store
+// (store/sqlite); the conformance suite in storetest checks the semantics documented here, so
+// that any other backend can be held to the same ones.
 //
-// Admission and claiming are store transactions: a backend serialises them per pipeline (SQLite:
-// its single writer; PostgreSQL: a row lock per pipeline) and applies the pure rules of
-// pipeline.Definition.Admit and pipeline.Claimable inside the transaction. In-memory structures of
-// the runner are only caches and wake-up signals.
+// Admission and claiming are store transactions: a backend serialises them at least per
+// pipeline (the SQLite store runs every write transaction on its single writer connection) and
+// applies the pure rules of pipeline.Definition.Admit (or AdmitWith) and pipeline.Claimable
+// inside the transaction. In-memory structures of the runner are only caches and wake-up signals.
 package store
 
 import (
@@ -70,7 +70,9 @@ type Store interface {
 	// state (running count and wait list in order).
 	PipelineStates(ctx context.Context) (map[string]pipeline.AdmissionState, error)
 
-	// QueuedPipelines returns the names of pipelines that have queued jobs (for start-up).
+	// QueuedPipelines returns the names of pipelines that have queued jobs, sorted. Its one
+	// caller is the runner's readiness check, which uses it as a cheap read of the jobs table
+	// that shows the store answers, and ignores the names.
 	QueuedPipelines(ctx context.Context) ([]string, error)
 
 	// RecoverRunning ends every job still marked running (the server that ran it stopped without

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prunner-dev/prunner/internal/jsonnum"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
@@ -246,7 +247,7 @@ func parseFlatObject(s string) (map[string]any, bool) {
 			case "null":
 				m[key] = nil
 			default:
-				if !isJSONNumber(lit) {
+				if !jsonnum.Valid(lit) {
 					return nil, false
 				}
 				m[key] = json.Number(lit)
@@ -281,42 +282,4 @@ func cutJSONString(s string) (content, rest string, ok bool) {
 		}
 	}
 	return content, s[end+2:], true
-}
-
-// isJSONNumber reports whether s is a number of the JSON grammar:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func isJSONNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case digits() == 0:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(s)
 }

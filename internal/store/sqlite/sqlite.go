@@ -2,12 +2,11 @@
 // through modernc.org/sqlite (pure Go, so the binary builds with CGO_ENABLED=0).
 //
 // The database runs in WAL mode. All writes go through one connection, which the store holds
-// for its lifetime, and every write transaction begins IMMEDIATE: the admissions and claims of
-// the node are serialised by that single writer, which is the admission lock of the
-// single-node deployment. Reads use a separate pool of several connections; in WAL mode a
-// reader sees the last committed state and never waits for the writer. A background goroutine
-// checkpoints the WAL into the database file shortly after writes, so that no commit pays for
-// it.
+// for its lifetime, and every write transaction begins IMMEDIATE: admissions and claims are
+// serialised by that single writer, which is the store's admission lock. Reads use a separate
+// pool of several connections; in WAL mode a reader sees the last committed state and never
+// waits for the writer. A background goroutine checkpoints the WAL into the database file
+// shortly after writes, so that no commit pays for it.
 //
 // Durability: by default the database uses synchronous=NORMAL. A commit is durable across a
 // crash of the process (kill -9 included) once Admit returns, because the WAL is written before
@@ -64,7 +63,7 @@ type Store struct {
 	// write is a pool of exactly one connection, which wconn holds for the store's lifetime.
 	write *sql.DB
 	wconn *sql.Conn
-	// wlock serialises the use of wconn: it is the admission lock of the node. A channel
+	// wlock serialises the use of wconn: it is the store's admission lock. A channel
 	// rather than a mutex, so that waiting for it honours the caller's context.
 	wlock  chan struct{}
 	closed bool // guarded by wlock
