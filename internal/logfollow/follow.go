@@ -33,7 +33,8 @@ type Source interface {
 	// FollowLog streams the output of the task's current attempt from the offsets in from on,
 	// then new output as it is produced. The channel is closed when the task has ended and
 	// everything was sent, when a later attempt started and this one's output was sent, when
-	// ctx ends, or when the reader fell behind.
+	// ctx ends, or when the reader fell behind. The chunks' Attempt tells which attempt is
+	// followed (0: not told); it may be a later one than the record Job returned just before.
 	FollowLog(ctx context.Context, jobID, task string, from map[pipeline.LogStream]int64) (<-chan pipeline.LogChunk, error)
 }
 
@@ -152,8 +153,10 @@ type follower struct {
 
 	// pos is what was delivered of each stream: the offsets of the events.
 	pos [2]int64
-	// attempt is the attempt whose output is delivered (0 before the first look).
-	attempt int
+	// attempt is the attempt whose output is delivered (0 before the first look), confirmed
+	// whether a record or the output said so (rather than only Options.Attempt).
+	attempt   int
+	confirmed bool
 	// carry holds the start of a character that a piece of output ended in the middle of; it
 	// goes out with the next piece. The runner's follow continues after it (pos + len(carry)).
 	carry [2][]byte
@@ -188,13 +191,25 @@ func (f *follower) run(ctx context.Context) error {
 		// A new follow starts where the delivered output ends: a carried piece of a character
 		// comes again, whole with the rest of it.
 		f.carry = [2][]byte{}
-		chunks, err := f.src.FollowLog(ctx, f.jobID, f.task, map[pipeline.LogStream]int64{pipeline.Stdout: f.pos[0], pipeline.Stderr: f.pos[1]})
+		followCtx, stop := context.WithCancel(ctx)
+		chunks, err := f.src.FollowLog(followCtx, f.jobID, f.task, map[pipeline.LogStream]int64{pipeline.Stdout: f.pos[0], pipeline.Stderr: f.pos[1]})
 		if err != nil {
+			stop()
 			return f.fail(ctx, err)
 		}
-		sent, err := f.forward(ctx, chunks)
+		sent, later, err := f.forward(ctx, chunks)
+		stop()
 		if err != nil || ctx.Err() != nil {
 			return err
+		}
+		if later > 0 {
+			// The runner followed a later attempt than the record read before said (the runner
+			// knows of a new attempt a moment before its record is stored), from offsets of the
+			// earlier one: follow it again from its start.
+			if err := f.restart(later); err != nil {
+				return err
+			}
+			continue
 		}
 		if ended {
 			return f.end(t)
@@ -209,19 +224,29 @@ func (f *follower) run(ctx context.Context) error {
 
 // switchAttempt makes current the attempt whose output is delivered.
 func (f *follower) switchAttempt(current int) error {
-	if current == f.attempt {
+	confirmed := f.confirmed
+	f.confirmed = true
+	switch {
+	case current == f.attempt:
 		return nil
-	}
-	if f.attempt == 0 {
+	case f.attempt == 0:
 		// The first look: the start offsets are this attempt's. Only a retried task says so.
 		f.attempt = current
 		if current == 1 {
 			return nil
 		}
 		return f.send(Event{Kind: Attempt, Attempt: current, Pos: f.pos})
+	case current < f.attempt && confirmed:
+		// The record is behind what the runner's output showed already.
+		return nil
 	}
-	// The attempt delivered so far is complete: a character cut at its very end goes out as it
-	// is before the next attempt's output, which has offsets of its own.
+	return f.restart(current)
+}
+
+// restart delivers the output of attempt current from its start. The attempt delivered so far
+// is complete: a character cut at its very end goes out as it is before the next attempt's
+// output, which has offsets of its own.
+func (f *follower) restart(current int) error {
 	if err := f.flushCarry(); err != nil {
 		return err
 	}
@@ -231,29 +256,43 @@ func (f *follower) switchAttempt(current int) error {
 }
 
 // forward delivers the chunks of one follow until its channel closes or ctx ends. It reports
-// whether it delivered any output.
-func (f *follower) forward(ctx context.Context, chunks <-chan pipeline.LogChunk) (sent bool, err error) {
+// whether it delivered any output, and the attempt of the follow when that is a later one than
+// the attempt delivered (the follow's chunks do not fit the offsets; it must be left).
+func (f *follower) forward(ctx context.Context, chunks <-chan pipeline.LogChunk) (sent bool, later int, err error) {
 	for {
 		select {
 		case c, open := <-chunks:
 			if !open {
-				return sent, nil
+				return sent, 0, nil
+			}
+			if c.Attempt != 0 && c.Attempt != f.attempt {
+				if f.attempt == 0 {
+					// An on_error handler that started after the first look.
+					if err := f.switchAttempt(c.Attempt); err != nil {
+						return sent, 0, err
+					}
+				} else if c.Attempt > f.attempt {
+					return sent, c.Attempt, nil
+				} else {
+					f.opts.Logger.Error("follow log: chunk of an earlier attempt", "job_id", f.jobID, "task", f.task, "attempt", c.Attempt, "want", f.attempt)
+					continue
+				}
 			}
 			wrote, err := f.chunk(c)
 			if err != nil {
-				return sent, err
+				return sent, 0, err
 			}
 			sent = sent || wrote
 		case <-f.heartbeat.C:
 			if err := f.tick(); err != nil {
-				return sent, err
+				return sent, 0, err
 			}
 		case <-f.batchC:
 			if err := f.send(Event{Kind: Flush, Pos: f.pos}); err != nil {
-				return sent, err
+				return sent, 0, err
 			}
 		case <-ctx.Done():
-			return sent, nil
+			return sent, 0, nil
 		}
 	}
 }

@@ -245,6 +245,45 @@ func TestFollowSwitchesToTheNextAttempt(t *testing.T) {
 	wantEvent(t, r.next(t), want)
 }
 
+// TestFollowLeavesAFollowOfALaterAttempt covers the runner knowing of attempt 2 a moment before
+// its stored record does: a follow begun from attempt 1's offsets gets attempt 2's output, which
+// must be followed again from its start, and the record that still says 1 must not switch back.
+func TestFollowLeavesAFollowOfALaterAttempt(t *testing.T) {
+	t.Parallel()
+	src := newFakeSource(pipeline.TaskRunning, 1)
+	r := start(t, src, Options{})
+	f := nextFollow(t, src)
+	f.ch <- pipeline.LogChunk{Stream: pipeline.Stdout, Offset: 0, Data: []byte("first\n"), Attempt: 1}
+	wantEvent(t, r.next(t), out(pipeline.Stdout, "first\n", [2]int64{6, 0}))
+	close(f.ch)
+
+	f = nextFollow(t, src) // the record still says attempt 1; the runner follows attempt 2
+	if f.from != [2]int64{6, 0} {
+		t.Fatalf("FollowLog from %v, want [6 0]", f.from)
+	}
+	f.ch <- pipeline.LogChunk{Stream: pipeline.Stdout, Offset: 6, Data: []byte("output\n"), Attempt: 2}
+	wantEvent(t, r.next(t), Event{Kind: Attempt, Attempt: 2, Restart: true})
+	f = nextFollow(t, src)
+	if f.from != [2]int64{} {
+		t.Errorf("FollowLog of attempt 2 from %v, want [0 0]", f.from)
+	}
+	f.ch <- pipeline.LogChunk{Stream: pipeline.Stdout, Offset: 0, Data: []byte("second output\n"), Attempt: 2}
+	want := out(pipeline.Stdout, "second output\n", [2]int64{14, 0})
+	want.Attempt = 2
+	wantEvent(t, r.next(t), want)
+	close(f.ch)
+
+	// The record is still behind: the next follow goes on with attempt 2.
+	f = nextFollow(t, src)
+	if f.from != [2]int64{14, 0} {
+		t.Errorf("FollowLog from %v, want [14 0]", f.from)
+	}
+	src.setTask(func(t *pipeline.Task) { t.Attempt, t.Status = 2, pipeline.TaskDone })
+	close(f.ch)
+	close(nextFollow(t, src).ch)
+	wantEvent(t, r.next(t), Event{Kind: End, Pos: [2]int64{14, 0}, Attempt: 2})
+}
+
 func TestFollowStartAttempt(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -39,9 +39,10 @@ var logStreams = [2]pipeline.LogStream{pipeline.Stdout, pipeline.Stderr}
 // its files are read to their end and the channel is closed, and the caller follows again later.
 //
 // A retried task's output is followed for the attempt that is current when FollowLog is called
-// (the one OpenLog serves); when a later attempt starts, the channel is closed once the
-// followed attempt's output was sent (the task has not ended then: follow again for the new
-// attempt, from offset 0).
+// (the one OpenLog serves; every chunk says which, in Attempt); when a later attempt starts, the
+// channel is closed once the followed attempt's output was sent (the task has not ended then:
+// follow again for the new attempt, from offset 0). The attempt is taken from memory, which is a
+// moment ahead of the stored record that Job returns: compare with the chunks' Attempt.
 func (r *Runner) FollowLog(ctx context.Context, jobID, task string, from map[pipeline.LogStream]int64) (<-chan pipeline.LogChunk, error) {
 	job, err := r.st.Job(ctx, jobID)
 	if err != nil {
@@ -218,8 +219,9 @@ func (f *follower) followWriter(ctx context.Context, i int, w *logWriter) bool {
 	}
 }
 
-// send sends the part of c after what stream i sent so far.
+// send sends the part of c after what stream i sent so far, marked with the followed attempt.
 func (f *follower) send(ctx context.Context, i int, c pipeline.LogChunk) bool {
+	c.Attempt = f.attempt
 	end := c.Offset + int64(len(c.Data))
 	if end <= f.pos[i] {
 		return true
