@@ -232,7 +232,9 @@ func (s *liveStream) watchShutdown(cancel context.CancelFunc) (stop func()) {
 func (s *liveStream) event(w *bufio.Writer, stream pipeline.LogStream, data []byte, pos [2]int64) error {
 	s.pos = pos
 	fmt.Fprintf(w, "event: %s\nid: %d,%d\ndata: {\"text\":", stream, s.pos[0], s.pos[1])
-	if err := writeJSONString(w, bytes.NewReader(data), s.buf); err != nil {
+	// writeJSONString's scratch space grows with its read buffer: a small piece of output gets
+	// a small one, not the 32 KiB for a whole log.
+	if err := writeJSONString(w, bytes.NewReader(data), s.buf[:min(len(s.buf), len(data))]); err != nil {
 		return err
 	}
 	if _, err := w.WriteString("}\n\n"); err != nil {
