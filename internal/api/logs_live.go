@@ -16,18 +16,15 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/prunner-dev/prunner/internal/logfollow"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
 // Timing of live log streams.
 const (
-	// liveHeartbeat is how often a comment line keeps an idle stream open (and tells whether
-	// the client is still there).
-	liveHeartbeat = 15 * time.Second
-	// liveRefollow is how long a stream waits before following again after a follow ended
-	// without output while the task had not ended (for example a task that runs on another
-	// node, whose output is not live here).
-	liveRefollow = time.Second
+	// liveHeartbeat is how long an idle stream waits before a comment line keeps it open (and
+	// tells whether the client is still there).
+	liveHeartbeat = logfollow.DefaultHeartbeat
 	// shutdownWriteGrace is how long a stream's last write may take once the server shuts
 	// down; then the connection's writes fail, so that a client that does not read cannot hold
 	// the shutdown.
@@ -64,6 +61,9 @@ type liveLogs struct {
 	logger    *slog.Logger
 	done      <-chan struct{}
 	heartbeat time.Duration
+	// refollow is the wait before following a task again whose follow ended without output
+	// (0: logfollow.DefaultRefollow).
+	refollow time.Duration
 }
 
 // newLiveLogsHandler returns the handler of GET /job/logs/live. Streams end when done is closed
@@ -114,6 +114,7 @@ func (l *liveLogs) serve(c *fiber.Ctx) error {
 		done:      l.done,
 		conn:      c.Context().Conn(),
 		heartbeat: l.heartbeat,
+		refollow:  l.refollow,
 	}
 	c.Context().SetBodyStreamWriter(s.run)
 	return nil
@@ -149,7 +150,7 @@ func liveOffsets(c *fiber.Ctx) ([2]int64, error) {
 	return from, nil
 }
 
-// liveStream is one live log response.
+// liveStream is one live log response: it writes the events of a logfollow.Follow.
 type liveStream struct {
 	runner    Runner
 	logger    *slog.Logger
@@ -157,15 +158,11 @@ type liveStream struct {
 	done      <-chan struct{}
 	conn      net.Conn
 	heartbeat time.Duration
+	refollow  time.Duration
 
 	// pos is what was sent of each stream (stdout, stderr): the offsets in the events' ids.
 	pos [2]int64
-	// attempt is the attempt of a retried task whose output is sent (0 before the first look).
-	attempt int
-	// carry holds the start of a character that a piece of output ended in the middle of; it
-	// goes out with the next piece. The follow continues after it (pos + len(carry)).
-	carry [2][]byte
-	buf   []byte
+	buf []byte
 }
 
 // run writes the stream until the task ended and everything was sent, the client went away, or
@@ -180,64 +177,29 @@ func (s *liveStream) run(w *bufio.Writer) {
 	stopWatch := s.watchShutdown(cancel)
 	defer stopWatch()
 	s.buf = make([]byte, logChunkSize)
-	heartbeat := time.NewTicker(s.heartbeat)
-	defer heartbeat.Stop()
+	opts := logfollow.Options{From: s.pos, Heartbeat: s.heartbeat, Refollow: s.refollow, Logger: s.logger}
+	_ = logfollow.Follow(ctx, s.runner, s.id, s.task, opts, func(ev logfollow.Event) error {
+		return s.write(ctx, w, ev)
+	})
+}
 
-	for {
-		// Whether the task had ended before this follow started: then the follow reads its
-		// output to the end and the stream is complete when it closes. Otherwise it closes
-		// when the task ends (and the next round finds it ended) or when the runner dropped
-		// this reader for falling behind (and the next round resumes).
-		job, err := s.runner.Job(ctx, s.id)
-		if err != nil {
-			s.fail(ctx, w, err)
-			return
-		}
-		t := job.Task(s.task)
-		ended := job.Status.Final() || t != nil && t.Status.Final()
-		if t != nil && max(t.Attempt, 1) != s.attempt {
-			// A retried task: the runner follows the current attempt, whose output has
-			// offsets of its own.
-			first := s.attempt == 0
-			s.attempt = max(t.Attempt, 1)
-			if !first {
-				s.pos = [2]int64{}
-			}
-			if (!first || s.attempt > 1) && s.attemptEvent(w) != nil {
-				return
-			}
-		}
-
-		s.carry = [2][]byte{}
-		from := map[pipeline.LogStream]int64{pipeline.Stdout: s.pos[0], pipeline.Stderr: s.pos[1]}
-		chunks, err := s.runner.FollowLog(ctx, s.id, s.task, from)
-		if err != nil {
-			s.fail(ctx, w, err)
-			return
-		}
-		sent, ok := s.forward(ctx, w, chunks, heartbeat.C)
-		if !ok {
-			return
-		}
-		if ended {
-			s.end(w, t)
-			return
-		}
-		if !sent {
-			timer := time.NewTimer(liveRefollow)
-			select {
-			case <-timer.C:
-			case <-heartbeat.C:
-				timer.Stop()
-				if s.comment(w, "keep-alive") != nil {
-					return
-				}
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			}
-		}
+// write writes one event of the follow; an error means the client is gone.
+func (s *liveStream) write(ctx context.Context, w *bufio.Writer, ev logfollow.Event) error {
+	switch ev.Kind {
+	case logfollow.Output:
+		return s.event(w, ev.Stream, ev.Data, ev.Pos)
+	case logfollow.Attempt:
+		s.pos = ev.Pos
+		fmt.Fprintf(w, "event: attempt\nid: %d,%d\ndata: {\"attempt\":%d}\n\n", s.pos[0], s.pos[1], ev.Attempt)
+		return w.Flush()
+	case logfollow.Heartbeat:
+		return s.comment(w, "keep-alive")
+	case logfollow.End:
+		s.end(w, ev.Task)
+	case logfollow.Error:
+		s.fail(ctx, w, ev.Err)
 	}
+	return nil
 }
 
 // watchShutdown ends the stream when the server shuts down: it cancels the follow and bounds
@@ -266,83 +228,18 @@ func (s *liveStream) watchShutdown(cancel context.CancelFunc) (stop func()) {
 	}
 }
 
-// forward writes the chunks of one follow as events until its channel closes. It reports
-// whether it wrote any output, and false in ok when the stream must end (the client went away,
-// the server shuts down).
-func (s *liveStream) forward(ctx context.Context, w *bufio.Writer, chunks <-chan pipeline.LogChunk, heartbeat <-chan time.Time) (sent, ok bool) {
-	for {
-		select {
-		case c, open := <-chunks:
-			if !open {
-				return sent, ctx.Err() == nil
-			}
-			wrote, err := s.chunk(w, c)
-			if err != nil {
-				return sent, false
-			}
-			sent = sent || wrote
-		case <-heartbeat:
-			if s.comment(w, "keep-alive") != nil {
-				return sent, false
-			}
-		case <-ctx.Done():
-			return sent, false
-		}
-	}
-}
-
-func streamIndex(stream pipeline.LogStream) int {
-	if stream == pipeline.Stderr {
-		return 1
-	}
-	return 0
-}
-
-// chunk writes one piece of output as an event (the start of a character it ends in the middle
-// of waits for the next piece). It reports whether it wrote an event.
-func (s *liveStream) chunk(w *bufio.Writer, c pipeline.LogChunk) (bool, error) {
-	i := streamIndex(c.Stream)
-	next := s.pos[i] + int64(len(s.carry[i]))
-	if c.Offset != next {
-		// The runner sends each stream in order and without gaps from the offsets asked for;
-		// anything else is a bug that must not corrupt the client's copy.
-		if c.Offset > next || c.Offset+int64(len(c.Data)) <= next {
-			s.logger.Error("live log: chunk out of order", "stream", c.Stream, "offset", c.Offset, "want", next)
-			return false, nil
-		}
-		c.Data = c.Data[next-c.Offset:]
-	}
-	// c.Data is shared with other readers: never modify it.
-	data := c.Data
-	if len(s.carry[i]) > 0 {
-		data = append(s.carry[i], c.Data...)
-	}
-	keep := incompleteUTF8Tail(data)
-	s.carry[i] = bytes.Clone(data[len(data)-keep:])
-	data = data[:len(data)-keep]
-	if len(data) == 0 {
-		return false, nil
-	}
-	return true, s.event(w, c.Stream, i, data)
-}
-
-// event writes one output event and advances stream i past data.
-func (s *liveStream) event(w *bufio.Writer, stream pipeline.LogStream, i int, data []byte) error {
-	s.pos[i] += int64(len(data))
+// event writes one output event; pos holds both streams' offsets after data.
+func (s *liveStream) event(w *bufio.Writer, stream pipeline.LogStream, data []byte, pos [2]int64) error {
+	s.pos = pos
 	fmt.Fprintf(w, "event: %s\nid: %d,%d\ndata: {\"text\":", stream, s.pos[0], s.pos[1])
-	if err := writeJSONString(w, bytes.NewReader(data), s.buf); err != nil {
+	// writeJSONString's scratch space grows with its read buffer: a small piece of output gets
+	// a small one, not the 32 KiB for a whole log.
+	if err := writeJSONString(w, bytes.NewReader(data), s.buf[:min(len(s.buf), len(data))]); err != nil {
 		return err
 	}
 	if _, err := w.WriteString("}\n\n"); err != nil {
 		return err
 	}
-	return w.Flush()
-}
-
-// attemptEvent tells that the output of another attempt of a retried task follows; the offsets
-// start again at 0.
-func (s *liveStream) attemptEvent(w *bufio.Writer) error {
-	fmt.Fprintf(w, "event: attempt\nid: %d,%d\ndata: {\"attempt\":%d}\n\n", s.pos[0], s.pos[1], s.attempt)
 	return w.Flush()
 }
 
@@ -353,17 +250,10 @@ type liveEnd struct {
 	Error    string              `json:"error,omitempty"`
 }
 
-// end writes what is left of a character cut at the very end of the output (as U+FFFD) and the
-// end event with the task's final state. t is nil for an on_error handler that never ran.
+// end writes the end event with the task's final state (what was left of a character cut at the
+// very end of the output came before, as U+FFFD). t is nil for an on_error handler that never
+// ran.
 func (s *liveStream) end(w *bufio.Writer, t *pipeline.Task) {
-	for i, stream := range [2]pipeline.LogStream{pipeline.Stdout, pipeline.Stderr} {
-		if len(s.carry[i]) > 0 {
-			if err := s.event(w, stream, i, s.carry[i]); err != nil {
-				return
-			}
-			s.carry[i] = nil
-		}
-	}
 	data := liveEnd{Status: pipeline.TaskSkipped}
 	if t != nil {
 		data = liveEnd{Status: t.Status, ExitCode: t.ExitCode, Error: t.Error}

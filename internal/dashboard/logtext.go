@@ -196,6 +196,11 @@ func logFragment(text string) string {
 	return `<span data-lines="` + strconv.Itoa(strings.Count(text, "\n")) + `">` + html.EscapeString(text) + `</span>`
 }
 
+// attemptFragment separates the output of a retried task's next attempt from the one before.
+func attemptFragment(attempt int) string {
+	return `<span class="log-attempt" data-lines="1">— attempt ` + strconv.Itoa(attempt) + " —\n</span>"
+}
+
 // skipFragment tells the live tail that n bytes of output were not shown.
 func skipFragment(n int64) string {
 	return `<span class="log-skip" data-lines="1">[… ` + humanBytes(n) + ` of output not shown live; the download has everything …]` + "\n</span>"

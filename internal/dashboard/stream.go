@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/prunner-dev/prunner/internal/dashboard/view"
+	"github.com/prunner-dev/prunner/internal/logfollow"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/web/templates"
 )
@@ -69,6 +70,11 @@ func (s *sse) keepAlive() error {
 	if time.Since(s.lastSent) < keepAliveEvery {
 		return nil
 	}
+	return s.comment()
+}
+
+// comment sends a comment line, which the browser ignores.
+func (s *sse) comment() error {
 	s.w.WriteString(": keep-alive\n\n")
 	return s.flush()
 }
@@ -227,18 +233,17 @@ func jobState(j *pipeline.Job, w *pipeline.WaitInfo) string {
 
 // logEvents streams a task's output from the given offsets (query parameters stdout and
 // stderr, or the Last-Event-ID of a reconnecting browser) as escaped HTML, one event per
-// stream and batch. Event IDs carry the offsets, so a reconnect resumes where it stopped.
+// stream and batch. Event IDs carry the offsets, and for a retried task's later attempts the
+// attempt (see logEventID), so a reconnect resumes where it stopped, in the right attempt.
 func (d *Dashboard) logEvents(c *fiber.Ctx) error {
 	id := strings.Clone(param(c, "id"))
 	task := strings.Clone(param(c, "task"))
-	offsets := map[pipeline.LogStream]int64{
-		pipeline.Stdout: atoi64(c.Query("stdout")),
-		pipeline.Stderr: atoi64(c.Query("stderr")),
-	}
-	if last := c.Get("Last-Event-ID"); last != "" {
-		if a, b, ok := strings.Cut(last, ","); ok {
-			offsets[pipeline.Stdout], offsets[pipeline.Stderr] = atoi64(a), atoi64(b)
-		}
+	// The offsets of the page's first render belong to the attempt that was current then:
+	// the follow takes them for the attempt that is current when it starts.
+	from := [2]int64{atoi64(c.Query("stdout")), atoi64(c.Query("stderr"))}
+	attempt := 0
+	if pos, a, ok := parseLogEventID(c.Get("Last-Event-ID")); ok {
+		from, attempt = pos, a
 	}
 	job, err := d.runner.Job(c.UserContext(), id)
 	if err != nil {
@@ -250,170 +255,155 @@ func (d *Dashboard) logEvents(c *fiber.Ctx) error {
 	}
 	startSSE(c)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		d.streamLog(&sse{w: w}, id, task, offsets)
+		d.streamLog(&sse{w: w}, id, task, from, attempt)
 	})
 	return nil
 }
 
-func (d *Dashboard) streamLog(s *sse, id, task string, offsets map[pipeline.LogStream]int64) {
+// logEventID is the id of a log event: the offsets of stdout and stderr after it, and for
+// attempt 2 and later the attempt they belong to ("120,7" or "120,7,2").
+func logEventID(pos [2]int64, attempt int) string {
+	id := strconv.FormatInt(pos[0], 10) + "," + strconv.FormatInt(pos[1], 10)
+	if attempt > 1 {
+		id += "," + strconv.Itoa(attempt)
+	}
+	return id
+}
+
+// parseLogEventID reads an id of logEventID. Offsets without an attempt are the first
+// attempt's. ok is false for anything else, which is ignored.
+func parseLogEventID(id string) (pos [2]int64, attempt int, ok bool) {
+	parts := strings.Split(id, ",")
+	if len(parts) != 2 && len(parts) != 3 {
+		return pos, 0, false
+	}
+	attempt = 1
+	for i, p := range parts {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n < 0 || i == 2 && (n < 1 || n > pipeline.MaxRetryAttempts) {
+			return [2]int64{}, 0, false
+		}
+		if i < 2 {
+			pos[i] = n
+		} else {
+			attempt = int(n)
+		}
+	}
+	return pos, attempt, true
+}
+
+func (d *Dashboard) streamLog(s *sse, id, task string, from [2]int64, attempt int) {
 	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	s.w.WriteString("retry: " + strconv.Itoa(retryMillis) + "\n\n")
 	if err := s.flush(); err != nil {
 		return
 	}
-	// carry holds an incomplete UTF-8 sequence at the end of what arrived, per stream.
-	carry := map[pipeline.LogStream][]byte{}
-	pending := map[pipeline.LogStream][]byte{}
-	skipped := map[pipeline.LogStream]int64{}
-	send := func() error {
-		for _, st := range []pipeline.LogStream{pipeline.Stdout, pipeline.Stderr} {
-			data := pending[st]
-			if len(data) == 0 && skipped[st] == 0 {
-				continue
-			}
-			complete, rest := splitComplete(data)
-			carry[st] = append([]byte(nil), rest...)
-			pending[st] = nil
-			if len(complete) == 0 && skipped[st] == 0 {
-				continue
-			}
-			eventID := strconv.FormatInt(offsets[pipeline.Stdout]-int64(len(carry[pipeline.Stdout])), 10) + "," +
-				strconv.FormatInt(offsets[pipeline.Stderr]-int64(len(carry[pipeline.Stderr])), 10)
-			html := logFragment(cleanLog(complete))
-			if n := skipped[st]; n > 0 {
-				html = skipFragment(n) + html
-				skipped[st] = 0
-			}
-			s.event(string(st), eventID, html)
-		}
-		return s.flush()
+	tail := &logTail{s: s, pos: from, sent: from, attempt: attempt}
+	opts := logfollow.Options{
+		From:      from,
+		Attempt:   attempt,
+		Heartbeat: keepAliveEvery,
+		Refollow:  d.cfg.PollInterval,
+		Batch:     logBatchWindow,
+		Logger:    d.logger,
 	}
-	// trim keeps the newest output of a window that got too much, from a line start.
-	trim := func(st pipeline.LogStream) {
-		data := pending[st]
-		if len(data) <= logWindowMax {
-			return
-		}
-		cut := len(data) - logWindowKeep
-		if i := bytes.IndexByte(data[cut:], '\n'); i >= 0 && i < logWindowKeep-1 {
-			cut += i + 1
-		}
-		// Do not start inside a UTF-8 sequence.
-		for cut < len(data) && !utf8.RuneStart(data[cut]) {
-			cut++
-		}
-		skipped[st] += int64(cut)
-		pending[st] = append(data[:0:0], data[cut:]...)
-	}
-	keepAlive := time.NewTicker(keepAliveEvery)
-	defer keepAlive.Stop()
-	for {
-		from := map[pipeline.LogStream]int64{
-			pipeline.Stdout: offsets[pipeline.Stdout],
-			pipeline.Stderr: offsets[pipeline.Stderr],
-		}
-		ch, err := d.runner.FollowLog(ctx, id, task, from)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.event("end", "", "gone")
-				_ = s.flush()
-			}
-			return
-		}
-		got := false
-		var batch <-chan time.Time
-		open := true
-		for open {
-			select {
-			case <-ctx.Done():
-				return
-			case chunk, ok := <-ch:
-				if !ok {
-					open = false
-					break
-				}
-				if len(chunk.Data) == 0 {
-					continue
-				}
-				got = true
-				st := chunk.Stream
-				if st != pipeline.Stderr {
-					st = pipeline.Stdout
-				}
-				if chunk.Offset > offsets[st] {
-					// The runner skipped ahead (it never does today); what lies between is lost
-					// to this page but stays in the downloadable log.
-					carry[st] = nil
-				}
-				skip := offsets[st] - chunk.Offset
-				if skip >= int64(len(chunk.Data)) {
-					continue
-				}
-				data := chunk.Data
-				if skip > 0 {
-					data = data[skip:]
-				}
-				if len(pending[st]) == 0 && len(carry[st]) > 0 {
-					pending[st] = append(pending[st], carry[st]...)
-					carry[st] = nil
-				}
-				pending[st] = append(pending[st], data...)
-				offsets[st] = chunk.Offset + int64(len(chunk.Data))
-				trim(st)
-				if batch == nil {
-					batch = time.After(logBatchWindow)
-				}
-			case <-batch:
-				if err := send(); err != nil {
-					return
-				}
-				batch = nil
-			case <-keepAlive.C:
-				if err := s.keepAlive(); err != nil {
-					return
-				}
-			}
-		}
-		if err := send(); err != nil {
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if !got && d.taskEnded(ctx, id, task) {
-			// Flush a carried incomplete sequence as it is: the output is complete.
-			for st, rest := range carry {
-				if len(rest) > 0 {
-					s.event(string(st), "", logFragment(cleanLog(rest)))
-				}
-			}
-			s.event("end", "", "done")
-			_ = s.flush()
-			return
-		}
-		if !got {
-			// The channel closed without output while the task goes on (dropped, or not
-			// started yet): try again shortly.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d.cfg.PollInterval):
-			}
-			if err := s.keepAlive(); err != nil {
-				return
-			}
-		}
-	}
+	_ = logfollow.Follow(ctx, d.runner, id, task, opts, tail.write)
 }
 
-// taskEnded reports whether a task's output is complete: the task or its job is final (or
-// gone).
-func (d *Dashboard) taskEnded(ctx context.Context, id, task string) bool {
-	job, err := d.runner.Job(ctx, id)
-	if err != nil {
-		return true
+// logTail formats a follow's events for the log pane: the output of a batch window as one
+// HTML fragment per stream, trimmed to the newest output when it is too much.
+type logTail struct {
+	s *sse
+	// pending is the output of the current window, per stream (stdout, stderr); skipped counts
+	// what trim dropped of it.
+	pending [2][]byte
+	skipped [2]int64
+	// pos is what the follow delivered (pending included), sent what went out: the offsets
+	// of the event ids.
+	pos, sent [2]int64
+	attempt   int
+}
+
+var logStreams = [2]pipeline.LogStream{pipeline.Stdout, pipeline.Stderr}
+
+// write handles one event of the follow; an error means the client is gone.
+func (l *logTail) write(ev logfollow.Event) error {
+	switch ev.Kind {
+	case logfollow.Output:
+		i := logfollow.Index(ev.Stream)
+		l.pending[i] = append(l.pending[i], ev.Data...)
+		l.pos = ev.Pos
+		l.trim(i)
+	case logfollow.Flush:
+		return l.send()
+	case logfollow.Attempt:
+		if err := l.send(); err != nil {
+			return err
+		}
+		l.attempt, l.pos, l.sent = ev.Attempt, ev.Pos, ev.Pos
+		if !ev.Restart {
+			// The follow started in this attempt: the page shows it already.
+			return nil
+		}
+		for _, st := range logStreams {
+			l.s.event(string(st), logEventID(l.sent, l.attempt), attemptFragment(ev.Attempt))
+		}
+		return l.s.flush()
+	case logfollow.Heartbeat:
+		return l.s.comment()
+	case logfollow.End, logfollow.Error:
+		if err := l.send(); err != nil {
+			return err
+		}
+		if ev.Kind == logfollow.End {
+			l.s.event("end", "", "done")
+		} else {
+			l.s.event("end", "", "gone")
+		}
+		return l.s.flush()
 	}
-	t := job.Task(task)
-	return t == nil || t.Status.Final() || job.Status.Final()
+	return nil
+}
+
+// send sends the output of the window, if any.
+func (l *logTail) send() error {
+	wrote := false
+	for i, st := range logStreams {
+		data := l.pending[i]
+		if len(data) == 0 && l.skipped[i] == 0 {
+			continue
+		}
+		html := logFragment(cleanLog(data))
+		if n := l.skipped[i]; n > 0 {
+			html = skipFragment(n) + html
+			l.skipped[i] = 0
+		}
+		l.pending[i] = data[:0]
+		l.sent[i] = l.pos[i]
+		l.s.event(string(st), logEventID(l.sent, l.attempt), html)
+		wrote = true
+	}
+	if !wrote {
+		return nil
+	}
+	return l.s.flush()
+}
+
+// trim keeps the newest output of a window that got too much, from a line start.
+func (l *logTail) trim(i int) {
+	data := l.pending[i]
+	if len(data) <= logWindowMax {
+		return
+	}
+	cut := len(data) - logWindowKeep
+	if j := bytes.IndexByte(data[cut:], '\n'); j >= 0 && j < logWindowKeep-1 {
+		cut += j + 1
+	}
+	// Do not start inside a UTF-8 sequence.
+	for cut < len(data) && !utf8.RuneStart(data[cut]) {
+		cut++
+	}
+	l.skipped[i] += int64(cut)
+	l.pending[i] = data[:copy(data, data[cut:])]
 }

@@ -212,6 +212,42 @@ func TestLogEventsDoNotFloodTheBrowser(t *testing.T) {
 	nextEvent(t, events, "end")
 }
 
+func TestLogEventIDs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		id      string
+		pos     [2]int64
+		attempt int
+		ok      bool
+	}{
+		{"8,4", [2]int64{8, 4}, 1, true},
+		{"8,4,2", [2]int64{8, 4}, 2, true},
+		{"0,0,100", [2]int64{}, 100, true},
+		{"", [2]int64{}, 0, false},
+		{"8", [2]int64{}, 0, false},
+		{"a,b", [2]int64{}, 0, false},
+		{"-1,0", [2]int64{}, 0, false},
+		{"8,4,0", [2]int64{}, 0, false},
+		{"8,4,101", [2]int64{}, 0, false},
+		{"1,2,3,4", [2]int64{}, 0, false},
+	}
+	for _, tt := range tests {
+		pos, attempt, ok := parseLogEventID(tt.id)
+		if pos != tt.pos || attempt != tt.attempt || ok != tt.ok {
+			t.Errorf("parseLogEventID(%q) = %v, %d, %v; want %v, %d, %v", tt.id, pos, attempt, ok, tt.pos, tt.attempt, tt.ok)
+		}
+		if tt.ok {
+			want := tt.id
+			if tt.attempt == 1 {
+				want = strings.TrimSuffix(want, ",1")
+			}
+			if got := logEventID(tt.pos, tt.attempt); got != want {
+				t.Errorf("logEventID(%v, %d) = %q, want %q", tt.pos, tt.attempt, got, want)
+			}
+		}
+	}
+}
+
 func TestJobEventsSwitchTheLogToTheTaskThatMatters(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

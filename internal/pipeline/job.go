@@ -184,6 +184,9 @@ type LogChunk struct {
 	// Offset is the byte offset of Data[0] within the stream (its file).
 	Offset int64
 	Data   []byte
+	// Attempt is the attempt (1-based) of a retried task whose output this is: each attempt's
+	// offsets start at 0. 0 when the source does not tell.
+	Attempt int
 }
 
 // WaitInfo tells where and why a job that has not started waits.

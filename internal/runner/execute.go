@@ -264,7 +264,7 @@ func (jr *jobRun) runTask(ctx context.Context, name string, data map[string]any,
 			return taskResult{name: name, exitCode: -1, err: err, end: jr.r.now(), attempt: attempt, attempts: attempts}
 		}
 		stderrPath, _ := jr.r.logPath(jr.job.ID, name, attempt, pipeline.Stderr)
-		stdout, stderr := newTaskOutput(stdoutPath, stderrPath)
+		stdout, stderr := jr.r.outputs.open(stdoutPath, stderrPath)
 		stdout.onNoSpace, stderr.onNoSpace = jr.r.diskFull, jr.r.diskFull
 
 		attemptCtx, stopTimer := withTimeout(ctx, "task", def.Timeout)

@@ -91,16 +91,21 @@ func (h *logHub) close() {
 	}
 }
 
-// liveOutputs registers the output of the tasks that run now, by the path of their stdout file,
-// so that FollowLog finds a running task's writers; and it wakes followers waiting for a task of
-// a job to start or end (one channel per job log directory, closed and forgotten on each start
-// and end). It is keyed by paths rather than held by a Runner because the paths are unique: one
-// server owns a data directory.
-var liveOutputs = struct {
+// liveOutputs is the runner's registry of the output of the tasks that run in this process now,
+// by the path of their stdout file, so that FollowLog finds a running task's writers; and it
+// wakes followers waiting for a task of a job to start or end (one channel per job log
+// directory, closed and forgotten on each start and end). It belongs to its Runner, beside the
+// running jobs: what runs here, and how to read its output live, is the runner's to tell, and
+// the place where output that is not written here would be looked up instead.
+type liveOutputs struct {
 	mu      sync.Mutex
 	outputs map[string]*taskOutput
 	waiters map[string]*jobWaiters
-}{outputs: map[string]*taskOutput{}, waiters: map[string]*jobWaiters{}}
+}
+
+func newLiveOutputs() *liveOutputs {
+	return &liveOutputs{outputs: map[string]*taskOutput{}, waiters: map[string]*jobWaiters{}}
+}
 
 // jobWaiters is the wake-up channel of the followers waiting on one job, and their number, so
 // that the entry goes when the last one stops waiting.
@@ -111,72 +116,74 @@ type jobWaiters struct {
 
 // taskOutput is the pair of writers of one running task (attempt).
 type taskOutput struct {
+	reg            *liveOutputs
 	key            string // the stdout path
 	stdout, stderr *logWriter
-	open           int // writers not closed yet; guarded by liveOutputs.mu
+	open           int // writers not closed yet; guarded by reg.mu
 }
 
-// newTaskOutput returns the writers of a task's stdout and stderr files and registers them as
-// the task's live output until both are closed.
-func newTaskOutput(stdoutPath, stderrPath string) (stdout, stderr *logWriter) {
-	o := &taskOutput{key: stdoutPath, open: 2}
+// open returns the writers of a task's stdout and stderr files and registers them as the task's
+// live output until both are closed.
+func (l *liveOutputs) open(stdoutPath, stderrPath string) (stdout, stderr *logWriter) {
+	o := &taskOutput{reg: l, key: stdoutPath, open: 2}
 	o.stdout = &logWriter{path: stdoutPath, hub: logHub{stream: pipeline.Stdout}, onClose: o.writerClosed}
 	o.stderr = &logWriter{path: stderrPath, hub: logHub{stream: pipeline.Stderr}, onClose: o.writerClosed}
-	liveOutputs.mu.Lock()
-	liveOutputs.outputs[o.key] = o
-	wakeJobWaitersLocked(o.key)
-	liveOutputs.mu.Unlock()
+	l.mu.Lock()
+	l.outputs[o.key] = o
+	l.wakeLocked(o.key)
+	l.mu.Unlock()
 	return o.stdout, o.stderr
 }
 
 func (o *taskOutput) writerClosed() {
-	liveOutputs.mu.Lock()
-	defer liveOutputs.mu.Unlock()
+	l := o.reg
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	o.open--
 	if o.open == 0 {
-		if liveOutputs.outputs[o.key] == o {
-			delete(liveOutputs.outputs, o.key)
+		if l.outputs[o.key] == o {
+			delete(l.outputs, o.key)
 		}
-		wakeJobWaitersLocked(o.key)
+		l.wakeLocked(o.key)
 	}
 }
 
-// lookupOutput returns the registered output whose stdout file is stdoutPath; nil when that task
-// does not run here now.
-func lookupOutput(stdoutPath string) *taskOutput {
-	liveOutputs.mu.Lock()
-	defer liveOutputs.mu.Unlock()
-	return liveOutputs.outputs[stdoutPath]
+// lookup returns the registered output whose stdout file is stdoutPath; nil when that task does
+// not run here now.
+func (l *liveOutputs) lookup(stdoutPath string) *taskOutput {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.outputs[stdoutPath]
 }
 
 // watchJob returns a channel that is closed when a task of the job that path belongs to starts
 // or ends its output. Take it before looking at the job's state, so that no change is missed.
 // The caller calls release when it stops waiting.
-func watchJob(path string) (ch <-chan struct{}, release func()) {
+func (l *liveOutputs) watchJob(path string) (ch <-chan struct{}, release func()) {
 	dir := filepath.Dir(path)
-	liveOutputs.mu.Lock()
-	defer liveOutputs.mu.Unlock()
-	w := liveOutputs.waiters[dir]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.waiters[dir]
 	if w == nil {
 		w = &jobWaiters{ch: make(chan struct{})}
-		liveOutputs.waiters[dir] = w
+		l.waiters[dir] = w
 	}
 	w.n++
 	return w.ch, func() {
-		liveOutputs.mu.Lock()
-		defer liveOutputs.mu.Unlock()
+		l.mu.Lock()
+		defer l.mu.Unlock()
 		w.n--
-		if w.n == 0 && liveOutputs.waiters[dir] == w {
-			delete(liveOutputs.waiters, dir)
+		if w.n == 0 && l.waiters[dir] == w {
+			delete(l.waiters, dir)
 		}
 	}
 }
 
-// wakeJobWaitersLocked wakes the followers waiting on the job that path belongs to.
-func wakeJobWaitersLocked(path string) {
+// wakeLocked wakes the followers waiting on the job that path belongs to.
+func (l *liveOutputs) wakeLocked(path string) {
 	dir := filepath.Dir(path)
-	if w := liveOutputs.waiters[dir]; w != nil {
+	if w := l.waiters[dir]; w != nil {
 		close(w.ch)
-		delete(liveOutputs.waiters, dir)
+		delete(l.waiters, dir)
 	}
 }

@@ -17,9 +17,9 @@ import (
 const followChunkSize = 32 << 10
 
 // How soon a waiting follower looks at the task again without being woken. Starts and ends of
-// a task's output here wake it at once; these cover what sends no wake-up: a task that is
-// running but has no output writers (rendering its script, or between the end of its output
-// and its final record), a task skipped while its job goes on, and jobs of other nodes.
+// a task's output wake it at once; these cover what sends no wake-up: a task that is running
+// but has no output writers (rendering its script, or between the end of its output and its
+// final record), a task skipped while its job goes on, and a job that waits to be claimed.
 const (
 	recheckRunning = 10 * time.Millisecond
 	recheckWaiting = 500 * time.Millisecond
@@ -34,13 +34,15 @@ var logStreams = [2]pipeline.LogStream{pipeline.Stdout, pipeline.Stderr}
 // task's writers. The channel is closed when the task has ended (its record is final) and
 // everything was sent, when ctx ends, or when the reader fell too far behind: the task never
 // waits for a reader; a dropped one resumes from the offsets it got. A task that has not started
-// yet is waited for. The output of a task that runs on another node is not live here: its files
-// are read to their end.
+// yet is waited for. A task whose record says it started while its job does not run in this
+// process (the final record could not be written, so the job looks running) has no live output:
+// its files are read to their end and the channel is closed, and the caller follows again later.
 //
 // A retried task's output is followed for the attempt that is current when FollowLog is called
-// (the one OpenLog serves); when a later attempt starts, the channel is closed once the
-// followed attempt's output was sent (the task has not ended then: follow again for the new
-// attempt, from offset 0).
+// (the one OpenLog serves; every chunk says which, in Attempt); when a later attempt starts, the
+// channel is closed once the followed attempt's output was sent (the task has not ended then:
+// follow again for the new attempt, from offset 0). The attempt is taken from memory, which is a
+// moment ahead of the stored record that Job returns: compare with the chunks' Attempt.
 func (r *Runner) FollowLog(ctx context.Context, jobID, task string, from map[pipeline.LogStream]int64) (<-chan pipeline.LogChunk, error) {
 	job, err := r.st.Job(ctx, jobID)
 	if err != nil {
@@ -81,7 +83,7 @@ type follower struct {
 func (f *follower) run(ctx context.Context) {
 	defer close(f.out)
 	for {
-		wake, release := watchJob(f.paths[0])
+		wake, release := f.r.outputs.watchJob(f.paths[0])
 		over := f.step(ctx, wake)
 		release()
 		if over {
@@ -93,7 +95,7 @@ func (f *follower) run(ctx context.Context) {
 // step does what the task's state calls for: it follows the task's live output, reads its files
 // to their end, or waits for a change. It reports whether the follow is over.
 func (f *follower) step(ctx context.Context, wake <-chan struct{}) bool {
-	if o := lookupOutput(f.paths[0]); o != nil && o != f.followed {
+	if o := f.r.outputs.lookup(f.paths[0]); o != nil && o != f.followed {
 		f.followed = o
 		// After the live output ended, the next step waits for the task's final record and
 		// reads what may have been written after the subscription ended (nothing, normally).
@@ -123,7 +125,9 @@ func (f *follower) step(ctx context.Context, wake <-chan struct{}) bool {
 			return f.readToEnd(ctx)
 		}
 		if !here && t != nil && t.Status != pipeline.TaskWaiting || t != nil && t.Attempt > f.attempt {
-			// It runs on another node (its output is not live here), or it was retried.
+			// Retried; or its record says it started but its job does not run here, so no
+			// writer will ever register (the job's final record failed to be written): waiting
+			// would never end, so the follow ends with what the files hold.
 			return f.readToEnd(ctx)
 		}
 		recheck = recheckStore
@@ -215,8 +219,9 @@ func (f *follower) followWriter(ctx context.Context, i int, w *logWriter) bool {
 	}
 }
 
-// send sends the part of c after what stream i sent so far.
+// send sends the part of c after what stream i sent so far, marked with the followed attempt.
 func (f *follower) send(ctx context.Context, i int, c pipeline.LogChunk) bool {
+	c.Attempt = f.attempt
 	end := c.Offset + int64(len(c.Data))
 	if end <= f.pos[i] {
 		return true

@@ -216,3 +216,35 @@ pipelines:
 		t.Errorf("unknown task: err = %v, want ErrTaskNotFound", err)
 	}
 }
+
+func TestFollowLogChunksTellTheirAttempt(t *testing.T) {
+	t.Parallel()
+	r := newFollowTestRunner(t, `
+pipelines:
+  p:
+    tasks:
+      flaky:
+        retry: {attempts: 2}
+        script: ["if [ -f first.done ]; then echo two; else touch first.done; echo one; exit 1; fi"]
+`)
+	ctx := context.Background()
+	id, err := r.Schedule(ctx, pipeline.ScheduleRequest{Pipeline: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, r, id)
+	ch, err := r.FollowLog(ctx, id, "flaky", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for c := range ch {
+		if c.Attempt != 2 {
+			t.Errorf("chunk %q of attempt %d, want 2", c.Data, c.Attempt)
+		}
+		got.Write(c.Data)
+	}
+	if got.String() != "two\n" {
+		t.Errorf("followed %q, want the last attempt's %q", got.String(), "two\n")
+	}
+}

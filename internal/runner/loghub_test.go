@@ -18,7 +18,8 @@ import (
 func TestLogHubDropsFullSubscriberWithoutBlocking(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	stdout, stderr := newTaskOutput(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
+	outputs := newLiveOutputs()
+	stdout, stderr := outputs.open(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
 	defer stderr.Close()
 
 	stuck, _ := stdout.subscribe()
@@ -78,11 +79,11 @@ func TestLogHubDropsFullSubscriberWithoutBlocking(t *testing.T) {
 	if stdout.hub.subscribe() != nil {
 		t.Error("a closed hub accepted a subscriber")
 	}
-	if lookupOutput(filepath.Join(dir, "t.stdout")) == nil {
+	if outputs.lookup(filepath.Join(dir, "t.stdout")) == nil {
 		t.Error("the task output was unregistered before both writers were closed")
 	}
 	_ = stderr.Close()
-	if lookupOutput(filepath.Join(dir, "t.stdout")) != nil {
+	if outputs.lookup(filepath.Join(dir, "t.stdout")) != nil {
 		t.Error("the task output is still registered after both writers were closed")
 	}
 }
@@ -114,7 +115,7 @@ func TestLogHubUnsubscribeAndCloseTwice(t *testing.T) {
 // testFollower returns a follower of the files in dir without a job behind it.
 func testFollower(dir string, from [2]int64) *follower {
 	return &follower{
-		r:     &Runner{log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		r:     &Runner{log: slog.New(slog.NewTextHandler(io.Discard, nil)), outputs: newLiveOutputs()},
 		jobID: "test",
 		task:  "t",
 		paths: [2]string{filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr")},
@@ -129,8 +130,9 @@ func testFollower(dir string, from [2]int64) *follower {
 func TestFollowLiveSwitchFromDiskIsExact(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	stdout, stderr := newTaskOutput(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
-	o := lookupOutput(filepath.Join(dir, "t.stdout"))
+	outputs := newLiveOutputs()
+	stdout, stderr := outputs.open(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
+	o := outputs.lookup(filepath.Join(dir, "t.stdout"))
 
 	const followers = 16
 	type result struct {
@@ -264,11 +266,12 @@ func firstDiff(a, b []byte) int {
 func TestFollowClosedWriterReadsFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	stdout, stderr := newTaskOutput(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
+	outputs := newLiveOutputs()
+	stdout, stderr := outputs.open(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
 	big := bytes.Repeat([]byte("0123456789abcdef"), 10000) // several read pieces
 	_, _ = stdout.Write(big)
 	_, _ = stderr.Write([]byte("err\n"))
-	o := lookupOutput(filepath.Join(dir, "t.stdout"))
+	o := outputs.lookup(filepath.Join(dir, "t.stdout"))
 	_ = stdout.Close()
 	_ = stderr.Close()
 
@@ -291,5 +294,26 @@ func TestFollowClosedWriterReadsFile(t *testing.T) {
 	}
 	if !bytes.Equal(got[0].Bytes(), big[3:]) || got[1].String() != "err\n" {
 		t.Errorf("got %d/%q, want %d/%q", got[0].Len(), got[1].String(), len(big)-3, "err\n")
+	}
+}
+
+// TestLiveOutputsAreTheirRunnersOwn checks that a task's live output is found only through the
+// registry (the runner) that opened it, even for the same path.
+func TestLiveOutputsAreTheirRunnersOwn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.stdout")
+	mine, other := newLiveOutputs(), newLiveOutputs()
+	stdout, stderr := mine.open(path, filepath.Join(dir, "t.stderr"))
+	if mine.lookup(path) == nil {
+		t.Error("the opening registry does not find the task's output")
+	}
+	if other.lookup(path) != nil {
+		t.Error("another registry finds the task's output")
+	}
+	_ = stdout.Close()
+	_ = stderr.Close()
+	if mine.lookup(path) != nil {
+		t.Error("the task output is still registered after both writers were closed")
 	}
 }

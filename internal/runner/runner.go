@@ -62,6 +62,8 @@ type Runner struct {
 	known map[string]*pipeline.Definition
 	// running holds the jobs this process executes.
 	running map[string]*jobRun
+	// outputs holds the output of their tasks that run now, for live followers (see FollowLog).
+	outputs *liveOutputs
 	// cancelPending holds cancel requests for jobs claimed but not registered yet.
 	cancelPending map[string]bool
 	// claiming and claimAgain coalesce concurrent claims per pipeline (see claim).
@@ -103,6 +105,7 @@ func New(cfg Config) *Runner {
 		log:           cfg.Logger,
 		known:         map[string]*pipeline.Definition{},
 		running:       map[string]*jobRun{},
+		outputs:       newLiveOutputs(),
 		cancelPending: map[string]bool{},
 		timers:        map[string]*time.Timer{},
 		claiming:      map[string]bool{},

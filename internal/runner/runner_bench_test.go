@@ -220,7 +220,7 @@ func BenchmarkLogAppend(b *testing.B) {
 				var stdout, stderr *logWriter
 				var done chan struct{}
 				open := func() {
-					stdout, stderr = newTaskOutput(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
+					stdout, stderr = newLiveOutputs().open(filepath.Join(dir, "t.stdout"), filepath.Join(dir, "t.stderr"))
 					done = make(chan struct{})
 					if !follow {
 						close(done)
