@@ -62,7 +62,8 @@ type Runner struct {
 	known map[string]*pipeline.Definition
 	// running holds the jobs this process executes.
 	running map[string]*jobRun
-	// cancelPending holds cancel requests for jobs claimed but not registered yet.
+	// cancelPending holds the cancel requests that launch applies to a job it registers (see
+	// Cancel).
 	cancelPending map[string]bool
 	// claiming and claimAgain coalesce concurrent claims per pipeline (see claim).
 	claiming   map[string]bool
@@ -271,58 +272,60 @@ type ScheduleRequest struct {
 // Cancel cancels a queued or running job. Canceling an already canceled job is a no-op;
 // pipeline.ErrJobFinished for a job that ended otherwise (also one that was just deciding its
 // outcome when the request came).
+//
+// A job the store has just claimed is running in the store before launch registers it here. So
+// that a cancel in that moment is not lost, Cancel leaves a note before it asks the store, and
+// launch applies the note when it registers the job: either Cancel finds the job registered, or
+// launch finds the note. The note is taken back unless the store says the job is running.
 func (r *Runner) Cancel(ctx context.Context, jobID string) error {
-	const attempts = 5
-	for attempt := 1; ; attempt++ {
+	r.mu.Lock()
+	jr := r.running[jobID]
+	if jr == nil {
+		r.cancelPending[jobID] = true
+	}
+	r.mu.Unlock()
+	if jr != nil {
+		if jr.requestCancel(errCanceledByRequest) {
+			return nil
+		}
+		// Too late: the job is storing its end. Wait for it, then answer from the store.
+		select {
+		case <-jr.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	prev, err := r.st.CancelQueued(ctx, jobID, r.now())
+	if jr == nil && (err != nil || prev != pipeline.JobRunning) {
 		r.mu.Lock()
-		jr := r.running[jobID]
+		delete(r.cancelPending, jobID)
 		r.mu.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+	switch prev {
+	case pipeline.JobQueued:
+		r.log.Info("queued job canceled", "job_id", jobID)
+		if j, err := r.st.Job(ctx, jobID); err == nil {
+			go r.claim(j.Pipeline)
+		}
+		return nil
+	case pipeline.JobCanceled, pipeline.JobReplaced:
+		return nil
+	case pipeline.JobSucceeded, pipeline.JobFailed:
+		return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
+	case pipeline.JobRunning:
 		if jr != nil {
-			if jr.requestCancel(errCanceledByRequest) {
-				return nil
-			}
-			// Too late: the job is storing its end. Wait for it, then answer from the store.
-			select {
-			case <-jr.done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		prev, err := r.st.CancelQueued(ctx, jobID, r.now())
-		if err != nil {
-			return err
-		}
-		switch prev {
-		case pipeline.JobQueued:
-			r.log.Info("queued job canceled", "job_id", jobID)
-			if j, err := r.st.Job(ctx, jobID); err == nil {
-				go r.claim(j.Pipeline)
-			}
-			return nil
-		case pipeline.JobCanceled, pipeline.JobReplaced:
-			return nil
-		case pipeline.JobSucceeded, pipeline.JobFailed:
+			// The job ended here but its end could not be stored (see persistEnd); the next
+			// start's recovery ends it.
 			return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
-		case pipeline.JobRunning:
-			// Claimed a moment ago and not registered yet: look again shortly. If it still is
-			// not ours, leave a note that launch applies (the job may be starting right now).
-			if attempt < attempts {
-				time.Sleep(time.Millisecond)
-				continue
-			}
-			r.mu.Lock()
-			jr := r.running[jobID]
-			if jr == nil {
-				r.cancelPending[jobID] = true
-			}
-			r.mu.Unlock()
-			if jr != nil && !jr.requestCancel(errCanceledByRequest) {
-				continue
-			}
-			return nil
-		default:
-			return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
 		}
+		// Claimed and not registered yet, or registered since the note was left: launch
+		// cancels it either way.
+		return nil
+	default:
+		return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
 	}
 }
 
