@@ -142,3 +142,64 @@ func assertNoCancelNotes(t *testing.T, r *Runner) {
 		t.Errorf("%s cancel notes left:%s", strconv.Itoa(n), notes)
 	}
 }
+
+func TestStopCancelsAJobClaimedBeforeIt(t *testing.T) {
+	t.Parallel()
+	hold := &claimHold{claimed: make(chan string, 1), release: make(chan struct{})}
+	r, dir := startRunnerOn(t, `
+pipelines:
+  p:
+    tasks:
+      t: {script: ["touch ran-{{ .__jobID }}", "sleep 30"]}
+`, func(st store.Store) store.Store { hold.Store = st; return hold })
+	release := sync.OnceFunc(func() { close(hold.release) })
+	t.Cleanup(release)
+
+	first := schedule(t, r, "p")
+	second := schedule(t, r, "p")
+	if err := r.Cancel(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hold.claimed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first job's end claimed nothing in time")
+	}
+	// Stop cancels what runs, then waits for the held first job, whose end launches the second.
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- r.Stop(ctx)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !stopping(r) {
+		if time.Now().After(deadline) {
+			t.Fatal("Stop did not cancel the running jobs in time")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop waits for the job claimed before it: it was not canceled")
+	}
+	j := waitDone(t, r, second)
+	if j.Status != pipeline.JobCanceled || j.LastError != errServerStopping.Error() {
+		t.Errorf("job = %s %q, want canceled by the stopping server", j.Status, j.LastError)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran-"+second)); err == nil {
+		t.Error("the job's task ran after the server stopped")
+	}
+}
+
+// stopping reports whether the runner cancels every job it runs and launches.
+func stopping(r *Runner) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
+}

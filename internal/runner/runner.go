@@ -73,6 +73,9 @@ type Runner struct {
 	// idle is closed and replaced whenever a running job ends, for Drain.
 	idle    chan struct{}
 	closing bool
+	// stopping is set by CancelAll: a job the store claimed before it and launch registers after
+	// it is canceled too.
+	stopping bool
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -387,8 +390,12 @@ func (r *Runner) launch(job *pipeline.Job) {
 	r.running[job.ID] = jr
 	pendingCancel := r.cancelPending[job.ID]
 	delete(r.cancelPending, job.ID)
+	stopping := r.stopping
 	r.mu.Unlock()
-	if pendingCancel {
+	switch {
+	case stopping:
+		jr.requestCancel(errServerStopping)
+	case pendingCancel:
 		jr.requestCancel(errCanceledByRequest)
 	}
 	go func() {
@@ -518,6 +525,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 func (r *Runner) CancelAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopping = true
 	for _, jr := range r.running {
 		if !jr.requestCancel(errServerStopping) {
 			// Deciding its end (maybe running on_error): stop its processes all the same.
