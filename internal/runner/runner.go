@@ -467,13 +467,20 @@ func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
 	if r.closing {
 		return store.ClaimParams{}, false
 	}
-	concurrency := 1
+	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}, true
+}
+
+// concurrencyLocked returns how many jobs of the pipeline may run at once: the loaded
+// definition's limit, else that of the last definition loaded by that name (its jobs still wait
+// after the pipeline was removed from the files), else 1. The caller holds r.mu.
+func (r *Runner) concurrencyLocked(name string) int {
 	if d := r.defs.Load().Get(name); d != nil {
-		concurrency = d.Concurrency
-	} else if d := r.known[name]; d != nil {
-		concurrency = d.Concurrency
+		return d.Concurrency
 	}
-	return store.ClaimParams{Pipeline: name, Concurrency: concurrency, Now: r.now()}, true
+	if d := r.known[name]; d != nil {
+		return d.Concurrency
+	}
+	return 1
 }
 
 // startClaimed runs the jobs a claim started and arms the timer of the next start delay.
