@@ -9,35 +9,43 @@ import (
 // to do and its semantics are tested without running anything. It is not safe for concurrent use:
 // the run loop alone owns it.
 type dag struct {
-	// order is the tasks' order in the job; ready tasks start in this order.
-	order      []string
-	status     map[string]pipeline.TaskStatus
-	waitingOn  map[string]int
-	dependents map[string][]string
+	// nodes are the tasks in the job's order; ready tasks start in this order.
+	nodes []dagNode
+	index map[string]int
 	// continueAfterFailure is the pipeline's continue_running_tasks_after_failure: a failure
 	// skips only the failed task's dependents instead of everything not started yet.
 	continueAfterFailure bool
 	running              int
 }
 
+type dagNode struct {
+	name   string
+	status pipeline.TaskStatus
+	// waitingOn counts the dependencies that are not done yet.
+	waitingOn int
+	// dependents are the indexes of the tasks that depend on this one.
+	dependents []int
+}
+
 // newDAG returns the graph of a job's tasks in their current state (normally all waiting).
 func newDAG(tasks []pipeline.Task, continueAfterFailure bool) *dag {
 	d := &dag{
-		order:                make([]string, 0, len(tasks)),
-		status:               make(map[string]pipeline.TaskStatus, len(tasks)),
-		waitingOn:            make(map[string]int, len(tasks)),
-		dependents:           make(map[string][]string),
+		nodes:                make([]dagNode, len(tasks)),
+		index:                make(map[string]int, len(tasks)),
 		continueAfterFailure: continueAfterFailure,
 	}
-	for _, t := range tasks {
-		d.order = append(d.order, t.Name)
-		d.status[t.Name] = t.Status
-		d.waitingOn[t.Name] = len(t.DependsOn)
-		for _, dep := range t.DependsOn {
-			d.dependents[dep] = append(d.dependents[dep], t.Name)
-		}
+	for i, t := range tasks {
+		d.nodes[i] = dagNode{name: t.Name, status: t.Status, waitingOn: len(t.DependsOn)}
+		d.index[t.Name] = i
 		if t.Status == pipeline.TaskRunning {
 			d.running++
+		}
+	}
+	for i, t := range tasks {
+		for _, dep := range t.DependsOn {
+			if j, ok := d.index[dep]; ok {
+				d.nodes[j].dependents = append(d.nodes[j].dependents, i)
+			}
 		}
 	}
 	return d
@@ -47,11 +55,11 @@ func newDAG(tasks []pipeline.Task, continueAfterFailure bool) *dag {
 // as running from now on: the caller must start each and report its end with finish.
 func (d *dag) start() []string {
 	var ready []string
-	for _, name := range d.order {
-		if d.status[name] == pipeline.TaskWaiting && d.waitingOn[name] == 0 {
-			d.status[name] = pipeline.TaskRunning
+	for i := range d.nodes {
+		if n := &d.nodes[i]; n.status == pipeline.TaskWaiting && n.waitingOn == 0 {
+			n.status = pipeline.TaskRunning
 			d.running++
-			ready = append(ready, name)
+			ready = append(ready, n.name)
 		}
 	}
 	return ready
@@ -64,37 +72,42 @@ func (d *dag) start() []string {
 // task skips nothing: it was stopped by a cancel request, the job's timeout or fail-fast, so
 // nothing new starts anyway and its waiting dependents are left to the job's end.
 func (d *dag) finish(name string, status pipeline.TaskStatus) (skipped []string) {
-	if d.status[name] == pipeline.TaskRunning {
+	i, ok := d.index[name]
+	if !ok {
+		return nil
+	}
+	n := &d.nodes[i]
+	if n.status == pipeline.TaskRunning {
 		d.running--
 	}
-	d.status[name] = status
+	n.status = status
 	switch status {
 	case pipeline.TaskDone:
-		for _, dep := range d.dependents[name] {
-			d.waitingOn[dep]--
+		for _, dep := range n.dependents {
+			d.nodes[dep].waitingOn--
 		}
 	case pipeline.TaskError:
 		if !d.continueAfterFailure {
-			for _, n := range d.order {
-				if d.status[n] == pipeline.TaskWaiting {
-					d.status[n] = pipeline.TaskSkipped
-					skipped = append(skipped, n)
+			for j := range d.nodes {
+				if d.nodes[j].status == pipeline.TaskWaiting {
+					d.nodes[j].status = pipeline.TaskSkipped
+					skipped = append(skipped, d.nodes[j].name)
 				}
 			}
 			return skipped
 		}
-		skipped = d.skipDependents(name, skipped)
+		skipped = d.skipDependents(i, skipped)
 	}
 	return skipped
 }
 
-// skipDependents marks every waiting task that (transitively) depends on name as skipped and
+// skipDependents marks every waiting task that (transitively) depends on node i as skipped and
 // appends it to skipped.
-func (d *dag) skipDependents(name string, skipped []string) []string {
-	for _, dep := range d.dependents[name] {
-		if d.status[dep] == pipeline.TaskWaiting {
-			d.status[dep] = pipeline.TaskSkipped
-			skipped = append(skipped, dep)
+func (d *dag) skipDependents(i int, skipped []string) []string {
+	for _, dep := range d.nodes[i].dependents {
+		if n := &d.nodes[dep]; n.status == pipeline.TaskWaiting {
+			n.status = pipeline.TaskSkipped
+			skipped = append(skipped, n.name)
 			skipped = d.skipDependents(dep, skipped)
 		}
 	}
@@ -107,8 +120,8 @@ func (d *dag) busy() bool { return d.running > 0 }
 // unfinished reports whether a task is still waiting: it neither ran nor was skipped. When
 // nothing runs any more, such a task was held back by a cancel or the job's timeout.
 func (d *dag) unfinished() bool {
-	for _, st := range d.status {
-		if st == pipeline.TaskWaiting {
+	for _, n := range d.nodes {
+		if n.status == pipeline.TaskWaiting {
 			return true
 		}
 	}

@@ -111,7 +111,9 @@ func (jr *jobRun) run() {
 		rec := jr.finishTask(<-results)
 		if rec.Status == pipeline.TaskError {
 			if failure == nil {
-				failure = &rec
+				// A copy, so that rec itself does not escape on every task's end.
+				first := rec
+				failure = &first
 			}
 			if !jr.def.ContinueRunningTasksAfterFailure {
 				// First stop the other tasks, then record what will not run.
