@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/internal/store/sqlite"
 )
 
@@ -19,11 +20,18 @@ import (
 // file; tasks run in that directory.
 func startRunner(t *testing.T, file string) (*Runner, string) {
 	t.Helper()
+	return startRunnerOn(t, file, func(st store.Store) store.Store { return st })
+}
+
+// startRunnerOn is startRunner with the store that wrap makes of the SQLite store.
+func startRunnerOn(t *testing.T, file string, wrap func(store.Store) store.Store) (*Runner, string) {
+	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "prunner.db"))
+	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "prunner.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := wrap(db)
 	defs, _, errs := pipeline.Parse("pipelines.yml", []byte(file))
 	if len(errs) > 0 {
 		t.Fatalf("pipelines.yml: %v", errs)

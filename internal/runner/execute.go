@@ -81,27 +81,14 @@ func (jr *jobRun) finalize() error {
 	return jr.cause
 }
 
+// run executes the job's tasks as the DAG allows, decides the outcome, runs on_error if it must
+// and stores the job's end.
 func (jr *jobRun) run() {
 	defer close(jr.done)
 	log := jr.r.log.With("job_id", jr.job.ID, "pipeline", jr.job.Pipeline)
 	started := time.Now()
 	data := script.PrepareData(jr.job.Variables, jr.job.ID, nil)
 
-	status := make(map[string]pipeline.TaskStatus, len(jr.job.Tasks))
-	waitingOn := make(map[string]int, len(jr.job.Tasks))
-	dependents := make(map[string][]string)
-	for _, t := range jr.job.Tasks {
-		status[t.Name] = t.Status
-		waitingOn[t.Name] = len(t.DependsOn)
-		for _, dep := range t.DependsOn {
-			dependents[dep] = append(dependents[dep], t.Name)
-		}
-	}
-
-	results := make(chan taskResult)
-	runningTasks := 0
-	var firstFailure *pipeline.Task
-	failed := false
 	// taskCtx is canceled on fail-fast; jobCtx when the pipeline's timeout elapses; the job's
 	// ctx on a cancel request or SIGTERM.
 	jobCtx, stopJobTimer := withTimeout(jr.ctx, "job", jr.def.Timeout)
@@ -109,107 +96,56 @@ func (jr *jobRun) run() {
 	taskCtx, failFast := context.WithCancelCause(jobCtx)
 	defer failFast(nil)
 
-	start := func(name string) {
-		status[name] = pipeline.TaskRunning
-		runningTasks++
-		go func() { results <- jr.runTask(taskCtx, name, data, nil) }()
-	}
-	startReady := func() {
-		if failed && !jr.def.ContinueRunningTasksAfterFailure || taskCtx.Err() != nil {
-			return
-		}
-		var ready []string
-		for _, t := range jr.job.Tasks {
-			if status[t.Name] == pipeline.TaskWaiting && waitingOn[t.Name] == 0 {
-				ready = append(ready, t.Name)
+	d := newDAG(jr.job.Tasks, jr.def.ContinueRunningTasksAfterFailure)
+	results := make(chan taskResult)
+	var failure *pipeline.Task
+	for {
+		if taskCtx.Err() == nil {
+			for _, name := range d.start() {
+				go func() { results <- jr.runTask(taskCtx, name, data, nil) }()
 			}
 		}
-		for _, name := range ready {
-			start(name)
+		if !d.busy() {
+			break
 		}
-	}
-	// skipDependents marks every task that (transitively) depends on name as skipped.
-	var skipDependents func(name string)
-	skipDependents = func(name string) {
-		for _, d := range dependents[name] {
-			if status[d] == pipeline.TaskWaiting {
-				status[d] = pipeline.TaskSkipped
-				jr.writeTask(pipeline.Task{Name: d, Status: pipeline.TaskSkipped})
-				skipDependents(d)
+		rec := jr.finishTask(<-results)
+		if rec.Status == pipeline.TaskError {
+			if failure == nil {
+				// A copy, so that rec itself does not escape on every task's end.
+				first := rec
+				failure = &first
 			}
+			if !jr.def.ContinueRunningTasksAfterFailure {
+				// First stop the other tasks, then record what will not run.
+				failFast(fmt.Errorf("%w: task %q failed", errFailFast, rec.Name))
+			}
+		}
+		for _, name := range d.finish(rec.Name, rec.Status) {
+			jr.writeTask(pipeline.Task{Name: name, Status: pipeline.TaskSkipped})
 		}
 	}
 
-	startReady()
-	for runningTasks > 0 {
-		res := <-results
-		runningTasks--
-		rec := jr.finishTask(res)
-		status[res.name] = rec.Status
-		switch rec.Status {
-		case pipeline.TaskDone:
-			for _, d := range dependents[res.name] {
-				waitingOn[d]--
-			}
-		case pipeline.TaskError:
-			if !failed {
-				failed = true
-				r := rec
-				firstFailure = &r
-			}
-			if jr.def.ContinueRunningTasksAfterFailure {
-				skipDependents(res.name)
-			} else {
-				failFast(fmt.Errorf("%w: task %q failed", errFailFast, res.name))
-			}
-		}
-		startReady()
-	}
-
-	cause := jr.finalize()
-	timeout := timedOut(jobCtx)
-	if timeout != nil && !failed {
-		// The timer may fire just as the last task ends: then the job did all its work.
-		unfinished := false
-		for _, st := range status {
-			unfinished = unfinished || st == pipeline.TaskWaiting
-		}
-		if !unfinished {
-			timeout = nil
-		}
-	}
-	final := pipeline.JobSucceeded
-	lastError := ""
-	switch {
-	case cause != nil:
-		final = pipeline.JobCanceled
-		lastError = cause.Error()
-	case timeout != nil:
-		final = pipeline.JobFailed
-		lastError = timeout.Error()
-	case failed:
-		final = pipeline.JobFailed
-		lastError = firstFailure.Error
-	}
-
-	if (failed || timeout != nil) && cause == nil && jr.def.OnError != nil {
-		if firstFailure == nil {
-			// The job timed out between two tasks: no task failed by itself.
-			firstFailure = &pipeline.Task{ExitCode: -1, Error: lastError}
-		}
-		jr.runOnError(data, firstFailure)
+	end := decideOutcome(runEnd{
+		canceled:   jr.finalize(),
+		timeout:    timedOut(jobCtx),
+		failure:    failure,
+		unfinished: d.unfinished(),
+		hasOnError: jr.def.OnError != nil,
+	})
+	if end.onError != nil {
+		jr.runOnError(data, end.onError)
 	}
 
 	jr.persistEnd(store.FinishParams{
 		JobID:        jr.job.ID,
-		Status:       final,
+		Status:       end.status,
 		End:          jr.r.now(),
-		LastError:    lastError,
+		LastError:    end.lastError,
 		PendingTasks: pipeline.TaskSkipped,
 		RunningTasks: pipeline.TaskCanceled,
 	})
-	jr.r.cfg.Observer.JobFinished(jr.job.Pipeline, final, time.Since(started))
-	log.Info("job finished", "status", final, "duration_ms", time.Since(started).Milliseconds(), "last_error", lastError)
+	jr.r.cfg.Observer.JobFinished(jr.job.Pipeline, end.status, time.Since(started))
+	log.Info("job finished", "status", end.status, "duration_ms", time.Since(started).Milliseconds(), "last_error", end.lastError)
 }
 
 // runOnError runs the pipeline's on_error task with the failed task's details.

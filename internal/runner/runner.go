@@ -64,7 +64,8 @@ type Runner struct {
 	running map[string]*jobRun
 	// outputs holds the output of their tasks that run now, for live followers (see FollowLog).
 	outputs *liveOutputs
-	// cancelPending holds cancel requests for jobs claimed but not registered yet.
+	// cancelPending holds the cancel requests that launch applies to a job it registers (see
+	// Cancel).
 	cancelPending map[string]bool
 	// claiming and claimAgain coalesce concurrent claims per pipeline (see claim).
 	claiming   map[string]bool
@@ -74,6 +75,9 @@ type Runner struct {
 	// idle is closed and replaced whenever a running job ends, for Drain.
 	idle    chan struct{}
 	closing bool
+	// stopping is set by CancelAll: a job the store claimed before it and launch registers after
+	// it is canceled too.
+	stopping bool
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -261,58 +265,60 @@ func (r *Runner) Schedule(ctx context.Context, req pipeline.ScheduleRequest) (st
 // Cancel cancels a queued or running job. Canceling an already canceled job is a no-op;
 // pipeline.ErrJobFinished for a job that ended otherwise (also one that was just deciding its
 // outcome when the request came).
+//
+// A job the store has just claimed is running in the store before launch registers it here. So
+// that a cancel in that moment is not lost, Cancel leaves a note before it asks the store, and
+// launch applies the note when it registers the job: either Cancel finds the job registered, or
+// launch finds the note. The note is taken back unless the store says the job is running.
 func (r *Runner) Cancel(ctx context.Context, jobID string) error {
-	const attempts = 5
-	for attempt := 1; ; attempt++ {
+	r.mu.Lock()
+	jr := r.running[jobID]
+	if jr == nil {
+		r.cancelPending[jobID] = true
+	}
+	r.mu.Unlock()
+	if jr != nil {
+		if jr.requestCancel(errCanceledByRequest) {
+			return nil
+		}
+		// Too late: the job is storing its end. Wait for it, then answer from the store.
+		select {
+		case <-jr.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	prev, err := r.st.CancelQueued(ctx, jobID, r.now())
+	if jr == nil && (err != nil || prev != pipeline.JobRunning) {
 		r.mu.Lock()
-		jr := r.running[jobID]
+		delete(r.cancelPending, jobID)
 		r.mu.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+	switch prev {
+	case pipeline.JobQueued:
+		r.log.Info("queued job canceled", "job_id", jobID)
+		if j, err := r.st.Job(ctx, jobID); err == nil {
+			go r.claim(j.Pipeline)
+		}
+		return nil
+	case pipeline.JobCanceled, pipeline.JobReplaced:
+		return nil
+	case pipeline.JobSucceeded, pipeline.JobFailed:
+		return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
+	case pipeline.JobRunning:
 		if jr != nil {
-			if jr.requestCancel(errCanceledByRequest) {
-				return nil
-			}
-			// Too late: the job is storing its end. Wait for it, then answer from the store.
-			select {
-			case <-jr.done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		prev, err := r.st.CancelQueued(ctx, jobID, r.now())
-		if err != nil {
-			return err
-		}
-		switch prev {
-		case pipeline.JobQueued:
-			r.log.Info("queued job canceled", "job_id", jobID)
-			if j, err := r.st.Job(ctx, jobID); err == nil {
-				go r.claim(j.Pipeline)
-			}
-			return nil
-		case pipeline.JobCanceled, pipeline.JobReplaced:
-			return nil
-		case pipeline.JobSucceeded, pipeline.JobFailed:
+			// The job ended here but its end could not be stored (see persistEnd); the next
+			// start's recovery ends it.
 			return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
-		case pipeline.JobRunning:
-			// Claimed a moment ago and not registered yet: look again shortly. If it still is
-			// not ours, leave a note that launch applies (the job may be starting right now).
-			if attempt < attempts {
-				time.Sleep(time.Millisecond)
-				continue
-			}
-			r.mu.Lock()
-			jr := r.running[jobID]
-			if jr == nil {
-				r.cancelPending[jobID] = true
-			}
-			r.mu.Unlock()
-			if jr != nil && !jr.requestCancel(errCanceledByRequest) {
-				continue
-			}
-			return nil
-		default:
-			return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
 		}
+		// Claimed and not registered yet, or registered since the note was left: launch
+		// cancels it either way.
+		return nil
+	default:
+		return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
 	}
 }
 
@@ -364,8 +370,12 @@ func (r *Runner) launch(job *pipeline.Job) {
 	r.running[job.ID] = jr
 	pendingCancel := r.cancelPending[job.ID]
 	delete(r.cancelPending, job.ID)
+	stopping := r.stopping
 	r.mu.Unlock()
-	if pendingCancel {
+	switch {
+	case stopping:
+		jr.requestCancel(errServerStopping)
+	case pendingCancel:
 		jr.requestCancel(errCanceledByRequest)
 	}
 	go func() {
@@ -437,13 +447,20 @@ func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
 	if r.closing {
 		return store.ClaimParams{}, false
 	}
-	concurrency := 1
+	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}, true
+}
+
+// concurrencyLocked returns how many jobs of the pipeline may run at once: the loaded
+// definition's limit, else that of the last definition loaded by that name (its jobs still wait
+// after the pipeline was removed from the files), else 1. The caller holds r.mu.
+func (r *Runner) concurrencyLocked(name string) int {
 	if d := r.defs.Load().Get(name); d != nil {
-		concurrency = d.Concurrency
-	} else if d := r.known[name]; d != nil {
-		concurrency = d.Concurrency
+		return d.Concurrency
 	}
-	return store.ClaimParams{Pipeline: name, Concurrency: concurrency, Now: r.now()}, true
+	if d := r.known[name]; d != nil {
+		return d.Concurrency
+	}
+	return 1
 }
 
 // startClaimed runs the jobs a claim started and arms the timer of the next start delay.
@@ -495,6 +512,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 func (r *Runner) CancelAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopping = true
 	for _, jr := range r.running {
 		if !jr.requestCancel(errServerStopping) {
 			// Deciding its end (maybe running on_error): stop its processes all the same.

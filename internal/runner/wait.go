@@ -31,12 +31,7 @@ func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo
 	}
 	r.mu.Lock()
 	closing := r.closing
-	concurrency := 1
-	if d := r.defs.Load().Get(job.Pipeline); d != nil {
-		concurrency = d.Concurrency
-	} else if d := r.known[job.Pipeline]; d != nil {
-		concurrency = d.Concurrency
-	}
+	concurrency := r.concurrencyLocked(job.Pipeline)
 	r.mu.Unlock()
 	now := r.now()
 	switch {
@@ -54,12 +49,9 @@ func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo
 	return info, nil
 }
 
-// Ready reports whether the runner can do its work: the store answers and definitions are
-// loaded.
+// Ready reports whether the runner can do its work: the store answers and the runner is not
+// shutting down. (Definitions are always loaded: New starts with an empty set.)
 func (r *Runner) Ready(ctx context.Context) error {
-	if r.defs.Load() == nil {
-		return fmt.Errorf("pipeline definitions not loaded")
-	}
 	if _, err := r.st.QueuedPipelines(ctx); err != nil {
 		return fmt.Errorf("store unreachable: %w", err)
 	}
