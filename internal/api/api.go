@@ -199,8 +199,8 @@ func errorStatus(err error) (status int, message string) {
 		return fiber.StatusBadRequest, "pipeline not found"
 	case errors.Is(err, pipeline.ErrQueueFull), errors.Is(err, pipeline.ErrNoQueue):
 		// 400, not the 409 the dashboard shows for the same rejection, on purpose: it is what
-		// the original prunner answers here (../shared/docs/compat-api.md), and clients written
-		// for it may rely on it.
+		// the original prunner answers to a schedule request it cannot queue, and clients
+		// written for it (the PHP package, prunner-ui) may rely on it.
 		return fiber.StatusBadRequest, err.Error()
 	case errors.Is(err, pipeline.ErrJobNotFound):
 		return fiber.StatusNotFound, "Job not found"
