@@ -341,6 +341,11 @@ func (r *Runner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pipelin
 	return r.st.EachJob(ctx, q, fn)
 }
 
+// EachJobFrom streams one batch of a list read in batches to fn (see store.Store.EachJobFrom).
+func (r *Runner) EachJobFrom(ctx context.Context, q store.JobQuery, from store.ListPos, fn func(*pipeline.Job) error) (store.ListPos, error) {
+	return r.st.EachJobFrom(ctx, q, from, fn)
+}
+
 // PipelineInfo is the state of one loaded pipeline.
 type PipelineInfo struct {
 	Definition  *pipeline.Definition
