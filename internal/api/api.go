@@ -69,7 +69,11 @@ func New(cfg Config, r Runner) *fiber.App {
 		// Request line and headers; larger ones get 431. Fiber's 4 KiB default is tight for
 		// browsers with a few cookies.
 		ReadBufferSize: 16 << 10,
-		ErrorHandler:   errorHandler(logger),
+		// Response writes: a streamed body goes out in chunks of 4 KiB, each flushed on its
+		// own (fasthttp's chunked encoding); a buffer with room for a whole chunk and its
+		// framing makes that one write to the socket per chunk instead of two.
+		WriteBufferSize: 8 << 10,
+		ErrorHandler:    errorHandler(logger),
 	})
 	app.Use(logRequests(logger))
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
@@ -51,7 +52,10 @@ func (s *Store) EachJobFrom(ctx context.Context, q store.JobQuery, from store.Li
 			return err
 		}
 		defer rows.Close()
-		l := jobLister{ctx: ctx, tx: tx, s: s, fn: fn, withoutTasks: q.WithoutTasks, varsAsJSON: q.VariablesAsJSON, reuse: true}
+		l := listers.Get().(*jobLister)
+		defer l.release()
+		l.ctx, l.tx, l.s, l.fn = ctx, tx, s, fn
+		l.withoutTasks, l.varsAsJSON, l.reuse = q.WithoutTasks, q.VariablesAsJSON, true
 		var (
 			seq intCol
 			rec sql.RawBytes
@@ -78,4 +82,19 @@ func (s *Store) EachJobFrom(ctx context.Context, q store.JobQuery, from store.Li
 		return from, fmt.Errorf("list jobs: %w", err)
 	}
 	return next, nil
+}
+
+// listers keeps the listers of batched lists with their memory: a list of 100,000 jobs is
+// hundreds of batches, and a fresh lister for each would allocate its jobs, times and tasks
+// again every time — garbage the collector would then have to chase at the pace of the list.
+var listers = sync.Pool{New: func() any { return new(jobLister) }}
+
+// release resets l, whose jobs are all dead (fn has seen them), and gives it back to listers.
+func (l *jobLister) release() {
+	l.a.reset()
+	l.tasks.reset()
+	clear(l.jobs)
+	l.jobs, l.seqs, l.missing = l.jobs[:0], l.seqs[:0], l.missing[:0]
+	l.ctx, l.tx, l.s, l.fn = nil, nil, nil, nil
+	listers.Put(l)
 }
