@@ -33,7 +33,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/auth"
 )
 
-var allGroups = []string{"startup", "latency", "graph", "throughput", "huge", "history"}
+var allGroups = []string{"startup", "latency", "graph", "throughput", "huge", "history", "history-100k"}
 
 type config struct {
 	bin        string
@@ -59,6 +59,7 @@ type config struct {
 	hugeReps      int
 	logsReps      int
 	historyN      int
+	historyLargeN int
 	listReps      int
 	pageReps      int
 	restartReps   int
@@ -93,6 +94,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.hugeReps, "huge-reps", 0, "bench_huge jobs (default 3, 1 with --quick)")
 	fs.IntVar(&c.logsReps, "logs-reps", 0, "GET /job/logs per bench_huge job (default 2)")
 	fs.IntVar(&c.historyN, "history", 0, "finished jobs in the history scenario (default 10000, 1000 with --quick)")
+	fs.IntVar(&c.historyLargeN, "history-large", 0, "finished jobs in the history-100k scenario (default 100000, 20000 with --quick)")
 	fs.IntVar(&c.listReps, "list-reps", 0, "full GET /pipelines/jobs per measurement (default 20, 5 with --quick)")
 	fs.IntVar(&c.pageReps, "page-reps", 0, "GET of one page of 50 per route (default 50, 10 with --quick)")
 	fs.IntVar(&c.restartReps, "restart-reps", 0, "restarts with the history (default 10, 2 with --quick)")
@@ -119,6 +121,7 @@ func parseFlags(args []string) (*config, error) {
 	def(&c.hugeReps, 3, 1)
 	def(&c.logsReps, 2, 2)
 	def(&c.historyN, 10000, 1000)
+	def(&c.historyLargeN, historyLarge, 20000)
 	def(&c.listReps, 20, 5)
 	def(&c.pageReps, 50, 10)
 	def(&c.restartReps, 10, 2)
@@ -266,6 +269,8 @@ func run() int {
 			err = b.groupHuge(ctx)
 		case "history":
 			err = b.groupHistory(ctx)
+		case "history-100k":
+			err = b.groupHistoryLarge(ctx)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -39,10 +39,10 @@ type Config struct {
 	// unless MetricsPublic is set.
 	Metrics       http.Handler
 	MetricsPublic bool
-	// Done ends the live log streams (GET /job/logs/live) when it is closed. Close it when the
-	// server's shutdown starts: the shutdown waits for open connections, and a live stream
-	// would otherwise stay open until its task ends. Nil: streams end only with their task or
-	// client.
+	// Done ends the live log streams (GET /job/logs/live) and streamed job lists when it is
+	// closed. Close it when the server's shutdown starts: the shutdown waits for open
+	// connections, and a live stream would otherwise stay open until its task ends (a list,
+	// until a slow client read it). Nil: streams end only with their task or client.
 	Done <-chan struct{}
 }
 
@@ -69,11 +69,15 @@ func New(cfg Config, r Runner) *fiber.App {
 		// Request line and headers; larger ones get 431. Fiber's 4 KiB default is tight for
 		// browsers with a few cookies.
 		ReadBufferSize: 16 << 10,
-		ErrorHandler:   errorHandler(logger),
+		// Response writes: a streamed body goes out in chunks of 4 KiB, each flushed on its
+		// own (fasthttp's chunked encoding); a buffer with room for a whole chunk and its
+		// framing makes that one write to the socket per chunk instead of two.
+		WriteBufferSize: 8 << 10,
+		ErrorHandler:    errorHandler(logger),
 	})
 	app.Use(logRequests(logger))
 
-	h := &handlers{runner: r, logger: logger}
+	h := &handlers{runner: r, logger: logger, done: cfg.Done}
 	authn := requireToken(secret)
 	app.Get("/pipelines", authn, h.pipelines) // non-strict routing also serves /pipelines/
 	app.Get("/pipelines/jobs", authn, h.pipelinesJobs)

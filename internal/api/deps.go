@@ -25,6 +25,10 @@ type Runner interface {
 	// EachJob streams the jobs that Jobs returns to fn, in the same order (see
 	// store.Store.EachJob); fn's error stops it and is returned.
 	EachJob(ctx context.Context, q store.JobQuery, fn func(*pipeline.Job) error) error
+	// EachJobFrom streams the next batch (at most q.Limit jobs) of a list read in batches,
+	// each in a short read of its own, and returns where the next batch begins (see
+	// store.Store.EachJobFrom).
+	EachJobFrom(ctx context.Context, q store.JobQuery, from store.ListPos, fn func(*pipeline.Job) error) (store.ListPos, error)
 	// Pipelines lists the loaded pipelines, sorted by name.
 	Pipelines(ctx context.Context) ([]pipeline.Info, error)
 	// OpenLog opens one output stream of a task of a job for reading from the start. A task

@@ -136,6 +136,49 @@ func (f *fakeRunner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pip
 	return nil
 }
 
+// EachJobFrom lists like EachJob, a batch of q.Limit jobs at a time; ListPos.Key is the number
+// of jobs read. It records the list's query once, at the list's start, without the batch size
+// (which is not part of the list asked for). eachJobErr counts the jobs of all batches.
+func (f *fakeRunner) EachJobFrom(ctx context.Context, q store.JobQuery, from store.ListPos, fn func(*pipeline.Job) error) (store.ListPos, error) {
+	if from.End {
+		return from, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if from == (store.ListPos{}) {
+		list := q
+		list.Limit = 0
+		f.queries = append(f.queries, list)
+	}
+	jobs := make([]*pipeline.Job, 0, len(f.jobs))
+	for _, j := range f.jobs {
+		cp := *j
+		jobs = append(jobs, &cp)
+	}
+	// Batches need one order: newest first, ties by ID.
+	sort.Slice(jobs, func(a, b int) bool {
+		if !jobs[a].Created.Equal(jobs[b].Created) {
+			return jobs[a].Created.After(jobs[b].Created)
+		}
+		return jobs[a].ID < jobs[b].ID
+	})
+	next := from
+	for i := int(from.Key); i < len(jobs); i++ {
+		if q.Limit > 0 && i-int(from.Key) == q.Limit {
+			return next, nil
+		}
+		if f.eachJobErr != nil && i == f.eachJobErrAfter {
+			return from, f.eachJobErr
+		}
+		if err := fn(jobs[i]); err != nil {
+			return from, err
+		}
+		next.Key = int64(i + 1)
+	}
+	next.End = true
+	return next, nil
+}
+
 func (f *fakeRunner) Pipelines(context.Context) ([]pipeline.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

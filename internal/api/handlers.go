@@ -22,6 +22,8 @@ const maxTaskNameLength = 256
 type handlers struct {
 	runner Runner
 	logger *slog.Logger
+	// done is closed when the server shuts down (see Config.Done): streamed lists end.
+	done <-chan struct{}
 }
 
 type pipelinesResponse struct {

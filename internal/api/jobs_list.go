@@ -64,13 +64,17 @@ func jobQueryParams(c *fiber.Ctx) (store.JobQuery, error) {
 	return q, nil
 }
 
-// sendJobList answers with one page of jobs (q.Limit 0: every job) as a JSON object: prefix
-// (the opening brace and any fields before "jobs"), then "jobs" and, when the limit cut the
-// list, "nextCursor". The jobs are encoded one by one as the store streams them, into pooled
-// chunks that become the response body: a list of 10,000 jobs never exists as views, and its
-// bytes are never copied into a growing buffer. The read transaction ends before the first
-// byte is sent, so a slow client holds no snapshot, and an error still gets an error response.
+// sendJobList answers with one page of jobs (q.Limit 0: every job, see streamJobList) as a
+// JSON object: prefix (the opening brace and any fields before "jobs"), then "jobs" and, when
+// the limit cut the list, "nextCursor". A page (at most 1,000 jobs) is encoded one job at a
+// time as the store streams them, into pooled chunks that become the response body, sent with
+// a Content-Length: the page is one snapshot, the read ends before the first byte is sent, and
+// an error still gets an error response. A whole list streams instead, because holding it
+// whole would cost its size in memory.
 func (h *handlers) sendJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) error {
+	if q.Limit == 0 {
+		return h.streamJobList(c, prefix, q)
+	}
 	limit := q.Limit
 	if limit > 0 {
 		// One job more than the limit tells whether a next page exists.

@@ -337,6 +337,11 @@ func (r *Runner) EachJob(ctx context.Context, q store.JobQuery, fn func(*pipelin
 	return r.st.EachJob(ctx, q, fn)
 }
 
+// EachJobFrom streams one batch of a list read in batches to fn (see store.Store.EachJobFrom).
+func (r *Runner) EachJobFrom(ctx context.Context, q store.JobQuery, from store.ListPos, fn func(*pipeline.Job) error) (store.ListPos, error) {
+	return r.st.EachJobFrom(ctx, q, from, fn)
+}
+
 // Pipelines returns the loaded pipelines sorted by name with their running and waiting counts.
 func (r *Runner) Pipelines(ctx context.Context) ([]pipeline.Info, error) {
 	states, err := r.st.PipelineStates(ctx)

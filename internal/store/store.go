@@ -66,6 +66,21 @@ type Store interface {
 	// the list and is returned.
 	EachJob(ctx context.Context, q JobQuery, fn func(*pipeline.Job) error) error
 
+	// EachJobFrom is EachJob for a list read in batches, each in a short read of its own: it
+	// calls fn with the next q.Limit jobs (at most; 0: all the rest) of the list q that come
+	// after from, in list order, and returns where the next batch begins. The zero ListPos is
+	// the start of the list, where q.Before applies (later batches ignore it); the returned
+	// position has End set when the list has no more jobs. A caller that streams a long list
+	// to a slow reader thus never holds a read open for the whole response (in SQLite, that
+	// would keep the WAL from being checkpointed).
+	//
+	// A list read in batches is not one snapshot, but it never repeats or skips a job: a job
+	// that exists for the whole list comes exactly once, in its place, when it matches q at
+	// the time its batch is read; a job deleted meanwhile comes at most once; jobs created
+	// meanwhile are newer than the list's start and normally do not come. The job passed to fn
+	// is valid only until fn returns, as with EachJob.
+	EachJobFrom(ctx context.Context, q JobQuery, from ListPos, fn func(*pipeline.Job) error) (ListPos, error)
+
 	// PipelineStates returns, per pipeline name that has running or queued jobs, the admission
 	// state (running count and wait list in order).
 	PipelineStates(ctx context.Context) (map[string]pipeline.AdmissionState, error)
@@ -168,6 +183,16 @@ type JobQuery struct {
 	// VariablesAsJSON sets each job's VariablesJSON (the JSON object as stored) instead of
 	// decoding its Variables: for callers that only write them out again.
 	VariablesAsJSON bool
+}
+
+// ListPos is a place in a list read in batches (see Store.EachJobFrom). The zero value is the
+// start of the list.
+type ListPos struct {
+	// Key is the store's: the list order's key of the last job read (SQLite: its seq). Callers
+	// only pass it back.
+	Key int64
+	// End tells that the list has no more jobs.
+	End bool
 }
 
 // RetentionParams are the inputs of Store.DeleteFinished.

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobsPagingWhileAdding", testJobsPagingWhileAdding},
 		{"JobsUnknownCursor", testJobsUnknownCursor},
 		{"EachJob", testEachJob},
+		{"EachJobFrom", testEachJobFrom},
 		{"JobsLongMixedList", testJobsLongMixedList},
 		{"JobsAfterLateTaskUpdate", testJobsAfterLateTaskUpdate},
 		// roundtrip.go
