@@ -44,7 +44,16 @@ type Config struct {
 	// connections, and a live stream would otherwise stay open until its task ends (a list,
 	// until a slow client read it). Nil: streams end only with their task or client.
 	Done <-chan struct{}
+	// ListBuffer is how many bytes of a whole job list (GET /pipelines/jobs without limit) are
+	// held to send it with a Content-Length; a longer list is sent chunked as it is read, so
+	// that no list costs more memory than this. 0: DefaultListBuffer.
+	ListBuffer int
 }
+
+// DefaultListBuffer is Config.ListBuffer's default: a list of about 20,000 typical jobs still
+// goes out with a Content-Length, which fasthttp writes in large pieces; a chunked body costs a
+// write to the socket per 4 KiB.
+const DefaultListBuffer = 8 << 20
 
 // New returns the Fiber app serving the prunner-compatible API with r. It panics when
 // cfg.Secret is empty, because an app that cannot authenticate anyone is a wiring bug.
@@ -77,7 +86,10 @@ func New(cfg Config, r Runner) *fiber.App {
 	})
 	app.Use(logRequests(logger))
 
-	h := &handlers{runner: r, logger: logger, done: cfg.Done}
+	h := &handlers{runner: r, logger: logger, done: cfg.Done, listBuffer: cfg.ListBuffer}
+	if h.listBuffer <= 0 {
+		h.listBuffer = DefaultListBuffer
+	}
 	authn := requireToken(secret)
 	app.Get("/pipelines", authn, h.pipelines) // non-strict routing also serves /pipelines/
 	app.Get("/pipelines/jobs", authn, h.pipelinesJobs)

@@ -24,6 +24,8 @@ type handlers struct {
 	logger *slog.Logger
 	// done is closed when the server shuts down (see Config.Done): streamed lists end.
 	done <-chan struct{}
+	// listBuffer bounds what a whole list holds to send a Content-Length (Config.ListBuffer).
+	listBuffer int
 }
 
 type pipelinesResponse struct {

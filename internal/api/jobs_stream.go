@@ -25,23 +25,28 @@ const streamBatch = 500
 // errListShutdown ends a streamed list when the server shuts down.
 var errListShutdown = errors.New("server shutting down")
 
-// streamJobList answers with the whole list q (no limit) as a JSON object streamed with chunked
-// transfer encoding: prefix (the opening brace and any fields before "jobs"), then "jobs". A
-// list of 100,000 jobs is 43 MB of JSON; held whole to send a Content-Length, it would cost its
-// size in memory for each client that polls it.
+// streamJobList answers with the whole list q (no limit) as a JSON object: prefix (the opening
+// brace and any fields before "jobs"), then "jobs". A list of 100,000 jobs is 43 MB of JSON;
+// held whole to send a Content-Length, it would cost its size in memory for each client that
+// polls it. So the list is read and encoded a batch at a time, and at most h.listBuffer bytes
+// of it are held: a list that ends within that is sent with a Content-Length (fasthttp writes
+// such a body in large pieces), a longer one with chunked transfer encoding, as it is read, at
+// the pace of the client.
 //
-// How the list is read while it streams: in keyset batches (Runner.EachJobFrom), each in its own
-// short read, newest first as every list. The list is not one snapshot, but a job that exists
-// for the whole response comes exactly once; one that is deleted meanwhile at most once.
+// How the list is read: in keyset batches (Runner.EachJobFrom), each in its own short read,
+// newest first as every list. A batch is encoded into memory and the read ends before the
+// client gets it, so a client that reads slowly never holds a read open. The list is not one
+// snapshot, but a job that exists for the whole response comes exactly once; one that is
+// deleted meanwhile at most once.
 //
-// The first batch is read before the handler returns, so that an error there (an unknown
-// cursor, a broken store) is still a JSON error with its status. An error later, after bytes
-// went out, can only end the response: the body then ends without its closing brackets and
-// without the last chunk of the chunked encoding, and the connection is closed, so a client
-// sees a truncated body (its HTTP library reports an unexpected EOF) rather than a valid-looking
-// partial list. When the server shuts down, a list stops at its next batch in the same way, and
-// a write to a client that stopped reading fails after shutdownWriteGrace, so that a list never
-// holds the shutdown.
+// Every batch that the handler reads (at least the first) comes before the response's status:
+// an error there (an unknown cursor, a broken store) is still a JSON error with its status. An
+// error later, after bytes went out, can only end the response: the body then ends without its
+// closing brackets and without the last chunk of the chunked encoding, and the connection is
+// closed, so a client sees a truncated body (its HTTP library reports an unexpected EOF) rather
+// than a valid-looking partial list. When the server shuts down, a list stops at its next batch
+// in the same way, and a write to a client that stopped reading fails after
+// shutdownWriteGrace, so that a list never holds the shutdown.
 func (h *handlers) streamJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) error {
 	q.VariablesAsJSON = true
 	q.Limit = streamBatch
@@ -53,22 +58,31 @@ func (h *handlers) streamJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) 
 		logger: h.logger,
 		q:      q,
 		done:   h.done,
-		buf:    (*streamBufs.Get().(*[]byte))[:0],
 	}
-	s.buf = append(s.buf, prefix...)
-	s.buf = append(s.buf, `"jobs":[`...)
-	if err := s.fill(); err != nil {
+	head := s.next()
+	head = append(head, prefix...)
+	head = append(head, `"jobs":[`...)
+	if err := s.fill(head); err != nil {
 		s.Close()
 		return err
 	}
+	for !s.pos.End && s.held < h.listBuffer {
+		if err := s.fill(s.next()); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	s.watchShutdown(c.Context().Conn())
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	// A negative size makes the server send the body chunked, as it reads it.
-	c.Response().SetBodyStream(s, -1)
+	size := -1 // chunked: the server sends the body as it reads it
+	if s.pos.End {
+		size = s.held
+	}
+	c.Response().SetBodyStream(s, size)
 	return nil
 }
 
-// streamBufs holds the encoding buffers of streamed lists.
+// streamBufs holds the encoding buffers of streamed lists, one per batch.
 var streamBufs = sync.Pool{New: func() any {
 	b := make([]byte, 0, 256<<10)
 	return &b
@@ -78,9 +92,9 @@ var streamBufs = sync.Pool{New: func() any {
 // unusually large jobs is left to the garbage collector.
 const maxPooledStreamBuf = 1 << 20
 
-// jobListStream is the body of a streamed list: an io.Reader that the server reads after the
-// handler returned. It encodes the next batch when the previous one was read, so the server
-// pulls the list at the pace of the client.
+// jobListStream is the body of a whole list: an io.Reader that the server reads after the
+// handler returned. It holds the encoded batches not read yet, and encodes the next batch when
+// they were read, so the server pulls the rest of the list at the pace of the client.
 type jobListStream struct {
 	ctx    context.Context
 	runner Runner
@@ -89,47 +103,67 @@ type jobListStream struct {
 	pos    store.ListPos
 	done   <-chan struct{}
 
-	buf []byte // the encoded bytes; buf[off:] is not read yet
-	off int
-	n   int   // jobs encoded so far
-	err error // set when the body ends: io.EOF after its last byte, else why it broke off
+	bufs [][]byte // the encoded batches not read yet; bufs[0][off:] comes next
+	off  int
+	held int   // bytes in bufs not read yet
+	n    int   // jobs encoded so far
+	err  error // set when the body ends: io.EOF after its last byte, else why it broke off
 
 	stopWatch func()
 	closeOnce sync.Once
 }
 
-// fill encodes the next batch into buf and, after the last job, the list's closing brackets.
-func (s *jobListStream) fill() error {
+// next returns an empty buffer to encode a batch into.
+func (s *jobListStream) next() []byte {
+	return (*streamBufs.Get().(*[]byte))[:0]
+}
+
+// release gives a buffer back to the pool.
+func release(b []byte) {
+	if cap(b) <= maxPooledStreamBuf {
+		b = b[:0]
+		streamBufs.Put(&b)
+	}
+}
+
+// fill encodes the next batch after what buf holds and, after the last job, the list's closing
+// brackets, and queues buf to be read. On an error, buf goes back to the pool: what the failed
+// batch encoded is not sent.
+func (s *jobListStream) fill(buf []byte) error {
 	select {
 	case <-s.done:
+		release(buf)
 		return errListShutdown
 	default:
 	}
 	next, err := s.runner.EachJobFrom(s.ctx, s.q, s.pos, func(j *pipeline.Job) error {
 		if s.n > 0 {
-			s.buf = append(s.buf, ',')
+			buf = append(buf, ',')
 		}
 		var err error
-		if s.buf, err = appendJobJSON(s.buf, j); err != nil {
+		if buf, err = appendJobJSON(buf, j); err != nil {
 			return fmt.Errorf("job %s: %w", j.ID, err)
 		}
 		s.n++
 		return nil
 	})
 	if err != nil {
+		release(buf)
 		return err
 	}
 	s.pos = next
 	if next.End {
-		s.buf = append(s.buf, ']', '}')
+		buf = append(buf, ']', '}')
 	}
+	s.bufs = append(s.bufs, buf)
+	s.held += len(buf)
 	return nil
 }
 
 // Read implements io.Reader for the server. An error other than io.EOF makes the server end
 // the response without the chunked encoding's last chunk and close the connection.
 func (s *jobListStream) Read(p []byte) (int, error) {
-	for s.off == len(s.buf) {
+	for len(s.bufs) == 0 {
 		if s.err != nil {
 			return 0, s.err
 		}
@@ -137,19 +171,22 @@ func (s *jobListStream) Read(p []byte) (int, error) {
 			s.err = io.EOF
 			continue
 		}
-		s.buf, s.off = s.buf[:0], 0
-		if err := s.fill(); err != nil {
-			// What the failed batch encoded is not sent: the body ends after the last whole
-			// batch.
-			s.buf = s.buf[:0]
+		if err := s.fill(s.next()); err != nil {
+			// The body ends after the last whole batch.
 			s.err = fmt.Errorf("list jobs after %d jobs: %w", s.n, err)
 			if !errors.Is(err, errListShutdown) {
 				s.logger.Error("job list broken off", "jobs_sent", s.n, "error", err)
 			}
 		}
 	}
-	n := copy(p, s.buf[s.off:])
+	n := copy(p, s.bufs[0][s.off:])
 	s.off += n
+	s.held -= n
+	if s.off == len(s.bufs[0]) {
+		release(s.bufs[0])
+		s.bufs[0] = nil
+		s.bufs, s.off = s.bufs[1:], 0
+	}
 	return n, nil
 }
 
@@ -159,11 +196,10 @@ func (s *jobListStream) Close() error {
 		if s.stopWatch != nil {
 			s.stopWatch()
 		}
-		if cap(s.buf) <= maxPooledStreamBuf {
-			b := s.buf[:0]
-			streamBufs.Put(&b)
+		for _, b := range s.bufs {
+			release(b)
 		}
-		s.buf, s.off = nil, 0
+		s.bufs, s.off, s.held = nil, 0, 0
 		if s.err == nil {
 			s.err = io.ErrClosedPipe
 		}

@@ -37,25 +37,33 @@ func (e *testEnv) get(t *testing.T, addr, target string) *http.Response {
 	return resp
 }
 
-// TestListFramingOnTheWire: a whole list is sent chunked, as it is read; a page keeps its
-// Content-Length. Both are one JSON document with every job.
+// TestListFramingOnTheWire: a whole list longer than the list buffer is sent chunked, as it is
+// read; one that fits, and a page, keep a Content-Length. Each is one JSON document with every
+// job, the same bytes either way.
 func TestListFramingOnTheWire(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	addQueuedJobs(e.runner, 3*streamBatch+7, 10)
-	addr := e.serve(t)
+	jobs := 3*streamBatch + 7 // about 300 KB of JSON
+	small := newTestEnv(t, func(c *Config) { c.ListBuffer = 64 << 10 })
+	addQueuedJobs(small.runner, jobs, 10)
+	large := newTestEnv(t)
+	addQueuedJobs(large.runner, jobs, 10)
+	smallAddr, largeAddr := small.serve(t), large.serve(t)
 	tests := []struct {
+		env         *testEnv
+		addr        string
 		target      string
 		wantJobs    int
 		wantChunked bool
 	}{
-		{"/pipelines/jobs", 3*streamBatch + 7, true},
-		{"/pipelines/jobs?pipeline=p", 3*streamBatch + 7, true},
-		{"/pipelines/jobs?limit=50", 50, false},
-		{"/jobs", 50, false},
+		{small, smallAddr, "/pipelines/jobs", jobs, true},
+		{small, smallAddr, "/pipelines/jobs?pipeline=p", jobs, true},
+		{small, smallAddr, "/pipelines/jobs?limit=50", 50, false},
+		{small, smallAddr, "/jobs", 50, false},
+		{large, largeAddr, "/pipelines/jobs", jobs, false},
 	}
+	bodies := map[string][]byte{}
 	for _, tt := range tests {
-		resp := e.get(t, addr, tt.target)
+		resp := tt.env.get(t, tt.addr, tt.target)
 		body, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
@@ -78,32 +86,39 @@ func TestListFramingOnTheWire(t *testing.T) {
 		if len(doc.Jobs) != tt.wantJobs {
 			t.Errorf("GET %s: %d jobs, want %d", tt.target, len(doc.Jobs), tt.wantJobs)
 		}
+		if prev, ok := bodies[tt.target]; ok && string(prev) != string(body) {
+			t.Errorf("GET %s: the chunked and the Content-Length body differ", tt.target)
+		}
+		bodies[tt.target] = body
 	}
 }
 
-// TestListErrorMidway: a store error while the first batch is read is a JSON error with status
-// 500; later, after part of the list went out, the response breaks off: the body has no closing
-// brackets, the chunked encoding no last chunk (the client reads an unexpected EOF), and the
-// error is logged.
+// TestListErrorMidway: a store error while the response has not started (the first batch, or
+// any batch of a list that fits the list buffer) is a JSON error with status 500; later, after
+// part of the list went out, the response breaks off: the body has no closing brackets, the
+// chunked encoding no last chunk (the client reads an unexpected EOF), and the error is logged.
 func TestListErrorMidway(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name      string
-		failAfter int
+		name       string
+		listBuffer int
+		failAfter  int
+		wantStatus bool
 	}{
-		{"in the first batch", streamBatch / 2},
-		{"after the first batch", 3*streamBatch + streamBatch/2},
+		{"in the first batch", 1, streamBatch / 2, true},
+		{"in a batch held for a Content-Length", 0, 3*streamBatch + streamBatch/2, true},
+		{"after the first batch went out", 1, 3*streamBatch + streamBatch/2, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newTestEnv(t)
+			e := newTestEnv(t, func(c *Config) { c.ListBuffer = tt.listBuffer })
 			addQueuedJobs(e.runner, 5*streamBatch, 100)
 			e.runner.eachJobErr, e.runner.eachJobErrAfter = errors.New("disk on fire"), tt.failAfter
 			resp := e.get(t, e.serve(t), "/pipelines/jobs")
 			body, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
-			if tt.failAfter < streamBatch {
+			if tt.wantStatus {
 				if err != nil {
 					t.Fatalf("read body: %v", err)
 				}
@@ -132,7 +147,7 @@ func TestListErrorMidway(t *testing.T) {
 func TestListEndsAtShutdown(t *testing.T) {
 	t.Parallel()
 	done := make(chan struct{})
-	e := newTestEnv(t, func(c *Config) { c.Done = done })
+	e := newTestEnv(t, func(c *Config) { c.Done = done; c.ListBuffer = 1 })
 	// About 40 MB of JSON: more than the sockets buffer, so the server's writes block.
 	addQueuedJobs(e.runner, 40*streamBatch, 2000)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
