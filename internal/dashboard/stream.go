@@ -112,10 +112,7 @@ func (d *Dashboard) streamJob(s *sse, id, task, shown, csrf string) {
 	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	s.w.WriteString("retry: " + strconv.Itoa(retryMillis) + "\n\n")
-	names := []string{"head", "details", "graph", "tasks", "loghead"}
-	last := map[string]string{}
-	var lastState string
-	var lastClock time.Time
+	page := &jobPage{id: id, task: task, shown: shown, csrf: csrf, last: map[string]string{}}
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for {
@@ -127,51 +124,8 @@ func (d *Dashboard) streamJob(s *sse, id, task, shown, csrf string) {
 			}
 			return
 		}
-		var wait *pipeline.WaitInfo
-		if job.Status == pipeline.JobQueued {
-			wait, _ = d.runner.WaitInfo(ctx, id)
-		}
-		now := d.now()
-		v := view.NewJobView(job, view.JobInput{Paths: d.paths, CSRF: csrf, Wait: wait, Task: task, Now: now})
-		state := jobState(job, wait)
-		if state != lastState || time.Since(lastClock) >= clockUpdateEvery {
-			comps := map[string]templ.Component{
-				"head":    templates.JobHead(v),
-				"details": templates.JobDetails(v),
-				"graph":   templates.GraphView(v.Graph),
-				"tasks":   templates.TasksView(v),
-				"loghead": templates.LogHead(v.SelectedTask),
-			}
-			wrote := false
-			if task == "" && v.Selected != shown {
-				// A panel that cannot be built now (its log unreadable for a moment) is tried
-				// again at the next change.
-				if err := d.sendLogPanel(ctx, s, job, v); err == nil {
-					shown, wrote = v.Selected, true
-				} else if ctx.Err() != nil {
-					return
-				} else {
-					d.logger.Warn("dashboard: switch log panel", "job_id", id, "task", v.Selected, "error", err)
-				}
-			}
-			for _, name := range names {
-				var buf bytes.Buffer
-				if err := comps[name].Render(ctx, &buf); err != nil {
-					d.logger.Error("dashboard: render fragment", "fragment", name, "job_id", id, "error", err)
-					return
-				}
-				if html := buf.String(); html != last[name] {
-					last[name] = html
-					s.event(name, "", html)
-					wrote = true
-				}
-			}
-			lastState, lastClock = state, time.Now()
-			if wrote {
-				if err := s.flush(); err != nil {
-					return
-				}
-			}
+		if !d.sendJobChanges(ctx, s, page, job) {
+			return
 		}
 		if job.Status.Final() {
 			s.event("end", "", "done")
@@ -187,6 +141,93 @@ func (d *Dashboard) streamJob(s *sse, id, task, shown, csrf string) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// jobPage is what one job stream knows about the page it updates: what it was asked for and
+// what it has sent so far.
+type jobPage struct {
+	id, task, shown, csrf string
+	// last holds the fragments last sent, by name.
+	last map[string]string
+	// lastState and lastClock are the jobState and the time of the last render.
+	lastState string
+	lastClock time.Time
+}
+
+// sendJobChanges renders the job page again when the job changed or its clock is due, and
+// sends the fragments that differ from the ones sent before. It reports false when the stream
+// must end.
+func (d *Dashboard) sendJobChanges(ctx context.Context, s *sse, p *jobPage, job *pipeline.Job) bool {
+	var wait *pipeline.WaitInfo
+	if job.Status == pipeline.JobQueued {
+		wait, _ = d.runner.WaitInfo(ctx, p.id)
+	}
+	now := d.now()
+	v := view.NewJobView(job, view.JobInput{Paths: d.paths, CSRF: p.csrf, Wait: wait, Task: p.task, Now: now})
+	state := jobState(job, wait)
+	if state == p.lastState && time.Since(p.lastClock) < clockUpdateEvery {
+		return true
+	}
+	wrote := false
+	if p.task == "" && v.Selected != p.shown {
+		// A panel that cannot be built now (its log unreadable for a moment) is tried
+		// again at the next change.
+		if err := d.sendLogPanel(ctx, s, job, v); err == nil {
+			p.shown, wrote = v.Selected, true
+		} else if ctx.Err() != nil {
+			return false
+		} else {
+			d.logger.Warn("dashboard: switch log panel", "job_id", p.id, "task", v.Selected, "error", err)
+		}
+	}
+	sent, ok := d.sendChangedFragments(ctx, s, p, v)
+	if !ok {
+		return false
+	}
+	p.lastState, p.lastClock = state, time.Now()
+	if wrote || sent {
+		if err := s.flush(); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// jobFragment is one part of the job page that the stream replaces: the event's name and
+// its component.
+type jobFragment struct {
+	name      string
+	component templ.Component
+}
+
+// jobFragments are the job page's parts, in the order the stream sends them.
+func jobFragments(v view.JobView) [5]jobFragment {
+	return [...]jobFragment{
+		{"head", templates.JobHead(v)},
+		{"details", templates.JobDetails(v)},
+		{"graph", templates.GraphView(v.Graph)},
+		{"tasks", templates.TasksView(v)},
+		{"loghead", templates.LogHead(v.SelectedTask)},
+	}
+}
+
+// sendChangedFragments renders the fragments of v and sends each that differs from the one
+// last sent, reporting whether it sent any. A fragment that fails to render is logged and ends
+// the stream (ok is false).
+func (d *Dashboard) sendChangedFragments(ctx context.Context, s *sse, p *jobPage, v view.JobView) (sent, ok bool) {
+	for _, f := range jobFragments(v) {
+		var buf bytes.Buffer
+		if err := f.component.Render(ctx, &buf); err != nil {
+			d.logger.Error("dashboard: render fragment", "fragment", f.name, "job_id", p.id, "error", err)
+			return sent, false
+		}
+		if html := buf.String(); html != p.last[f.name] {
+			p.last[f.name] = html
+			s.event(f.name, "", html)
+			sent = true
+		}
+	}
+	return sent, true
 }
 
 // sendLogPanel writes the log panel of the job view's selected task as the event "log".

@@ -80,18 +80,39 @@ func NewGraph(job *pipeline.Job, selected string, url func(task string) string) 
 	if len(tasks) == 0 {
 		return Graph{}
 	}
+	index := taskIndex(tasks)
+	layer := taskLayers(tasks, index)
+	layers := groupLayers(tasks, layer)
+	orderLayers(tasks, index, layers)
+	cols := newColumns(tasks, layer, layers)
+	pos := placeNodes(tasks, layers, cols, selected, url)
+	return Graph{
+		Width:  cols.width,
+		Height: cols.height,
+		Nodes:  nodesInDrawOrder(layers, pos),
+		Edges:  graphEdges(tasks, index, pos),
+	}
+}
+
+// taskIndex maps each task's name to its position in tasks.
+func taskIndex(tasks []pipeline.Task) map[string]int {
 	index := make(map[string]int, len(tasks))
 	for i, t := range tasks {
 		index[t.Name] = i
 	}
+	return index
+}
 
-	// Layers: the longest dependency path. Tasks come in topological order, but the loop
-	// repeats until stable so that any order works.
+// taskLayers decides each task's layer: the length of the longest dependency path to it. Tasks
+// come in topological order, but the loop repeats until stable so that any order works. The
+// on_error handler runs after everything else, so without dependencies of its own it gets a
+// column after the last one.
+func taskLayers(tasks []pipeline.Task, index map[string]int) []int {
 	layer := make([]int, len(tasks))
 	for changed, rounds := true, 0; changed && rounds <= len(tasks); rounds++ {
 		changed = false
 		for i, t := range tasks {
-			if t.Name == pipeline.OnErrorTaskName && len(t.DependsOn) == 0 {
+			if isLooseOnError(t) {
 				continue
 			}
 			for _, dep := range t.DependsOn {
@@ -108,12 +129,22 @@ func NewGraph(job *pipeline.Job, selected string, url func(task string) string) 
 			maxLayer = layer[i]
 		}
 	}
-	// The on_error handler runs after everything else: it gets a column of its own.
 	for i, t := range tasks {
-		if t.Name == pipeline.OnErrorTaskName && len(t.DependsOn) == 0 {
+		if isLooseOnError(t) {
 			layer[i] = maxLayer + 1
 		}
 	}
+	return layer
+}
+
+// isLooseOnError reports whether t is the on_error handler without dependencies of its own,
+// which the graph draws in a column after all other tasks.
+func isLooseOnError(t pipeline.Task) bool {
+	return t.Name == pipeline.OnErrorTaskName && len(t.DependsOn) == 0
+}
+
+// groupLayers lists the tasks of each layer in name order, the start of orderLayers' sweeps.
+func groupLayers(tasks []pipeline.Task, layer []int) [][]int {
 	nLayers := 0
 	for _, l := range layer {
 		if l+1 > nLayers {
@@ -127,35 +158,53 @@ func NewGraph(job *pipeline.Job, selected string, url func(task string) string) 
 	for _, l := range layers {
 		sort.Slice(l, func(a, b int) bool { return tasks[l[a]].Name < tasks[l[b]].Name })
 	}
-	orderLayers(tasks, index, layers)
+	return layers
+}
 
-	// Sizes: a layer is as wide as its widest node; layers are centred vertically.
-	widths := make([]int, len(tasks))
-	colW := make([]int, nLayers)
+// columns is the horizontal geometry of a graph: each layer is a column as wide as its widest
+// node, and the graph is as high as its fullest column.
+type columns struct {
+	widths  []int // of each task's node
+	x, w    []int // of each layer's column
+	maxRows int
+	width   int
+	height  int
+}
+
+// newColumns decides the node widths, the columns' positions and the graph's size.
+func newColumns(tasks []pipeline.Task, layer []int, layers [][]int) columns {
+	c := columns{
+		widths: make([]int, len(tasks)),
+		x:      make([]int, len(layers)),
+		w:      make([]int, len(layers)),
+	}
 	for i, t := range tasks {
-		widths[i] = nodeWidth(t.Name)
-		if widths[i] > colW[layer[i]] {
-			colW[layer[i]] = widths[i]
+		c.widths[i] = nodeWidth(t.Name)
+		if c.widths[i] > c.w[layer[i]] {
+			c.w[layer[i]] = c.widths[i]
 		}
 	}
-	maxRows := 0
 	for _, l := range layers {
-		if len(l) > maxRows {
-			maxRows = len(l)
+		if len(l) > c.maxRows {
+			c.maxRows = len(l)
 		}
 	}
-	g := Graph{Height: 2*graphPad + maxRows*nodeH + (maxRows-1)*nodeGapY}
+	c.height = 2*graphPad + c.maxRows*nodeH + (c.maxRows-1)*nodeGapY
 	x := graphPad
-	colX := make([]int, nLayers)
 	for l := range layers {
-		colX[l] = x
-		x += colW[l] + layerGap
+		c.x[l] = x
+		x += c.w[l] + layerGap
 	}
-	g.Width = x - layerGap + graphPad
+	c.width = x - layerGap + graphPad
+	return c
+}
 
+// placeNodes builds each task's node, indexed like tasks: centred in its column, and its
+// column centred vertically.
+func placeNodes(tasks []pipeline.Task, layers [][]int, c columns, selected string, url func(task string) string) []GraphNode {
 	pos := make([]GraphNode, len(tasks))
 	for l, ids := range layers {
-		offset := (maxRows - len(ids)) * (nodeH + nodeGapY) / 2
+		offset := (c.maxRows - len(ids)) * (nodeH + nodeGapY) / 2
 		for row, i := range ids {
 			t := &tasks[i]
 			pos[i] = GraphNode{
@@ -166,39 +215,56 @@ func NewGraph(job *pipeline.Job, selected string, url func(task string) string) 
 				Status:   TaskStatus(t.Status),
 				Selected: t.Name == selected,
 				OnError:  t.Name == pipeline.OnErrorTaskName,
-				X:        colX[l] + (colW[l]-widths[i])/2,
+				X:        c.x[l] + (c.w[l]-c.widths[i])/2,
 				Y:        graphPad + offset + row*(nodeH+nodeGapY),
-				W:        widths[i],
+				W:        c.widths[i],
 				H:        nodeH,
 				Layer:    l,
 			}
 		}
 	}
-	// Nodes in layer order, then top to bottom, so that tab order follows the drawing.
+	return pos
+}
+
+// nodesInDrawOrder lists the nodes in layer order, then top to bottom, so that tab order
+// follows the drawing.
+func nodesInDrawOrder(layers [][]int, pos []GraphNode) []GraphNode {
+	var nodes []GraphNode
 	for _, ids := range layers {
 		for _, i := range ids {
-			g.Nodes = append(g.Nodes, pos[i])
+			nodes = append(nodes, pos[i])
 		}
 	}
+	return nodes
+}
+
+// graphEdges draws each dependency as a curve from the right side of the dependency's node to
+// the left side of its dependent's, coloured by the dependency's status.
+func graphEdges(tasks []pipeline.Task, index map[string]int, pos []GraphNode) []GraphEdge {
+	var edges []GraphEdge
 	for i, t := range tasks {
 		for _, dep := range t.DependsOn {
 			j, ok := index[dep]
 			if !ok || j == i {
 				continue
 			}
-			a, b := pos[j], pos[i]
-			x1, y1 := a.X+a.W, a.Y+a.H/2
-			x2, y2 := b.X, b.Y+b.H/2
-			dx := (x2 - x1) / 2
-			if dx < 20 {
-				dx = 20
-			}
-			d := "M" + itoa(x1) + " " + itoa(y1) +
-				" C" + itoa(x1+dx) + " " + itoa(y1) + " " + itoa(x2-dx) + " " + itoa(y2) + " " + itoa(x2-4) + " " + itoa(y2)
-			g.Edges = append(g.Edges, GraphEdge{From: dep, To: t.Name, D: d, Class: "edge " + TaskStatus(tasks[j].Status).Class})
+			edges = append(edges, GraphEdge{From: dep, To: t.Name, D: edgePath(pos[j], pos[i]), Class: "edge " + TaskStatus(tasks[j].Status).Class})
 		}
 	}
-	return g
+	return edges
+}
+
+// edgePath is the SVG path data of a cubic curve from node a to node b; the curve ends short of
+// b so that the arrowhead touches its border.
+func edgePath(a, b GraphNode) string {
+	x1, y1 := a.X+a.W, a.Y+a.H/2
+	x2, y2 := b.X, b.Y+b.H/2
+	dx := (x2 - x1) / 2
+	if dx < 20 {
+		dx = 20
+	}
+	return "M" + itoa(x1) + " " + itoa(y1) +
+		" C" + itoa(x1+dx) + " " + itoa(y1) + " " + itoa(x2-dx) + " " + itoa(y2) + " " + itoa(x2-4) + " " + itoa(y2)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

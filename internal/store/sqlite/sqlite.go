@@ -112,40 +112,119 @@ func open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	if path == "" {
 		return nil, errors.New("empty path")
 	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	opts = withDefaults(opts)
+	p := newPragmas(opts)
+	write, err := openWriter(abs, p)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{write: write, wlock: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.initWriter(ctx, p); err != nil {
+		return nil, err
+	}
+	if s.ckpt, err = startCheckpointer(dsn(abs, p.checkpointer())); err != nil {
+		return nil, err
+	}
+	if s.read, err = openReaders(abs, p, opts.ReadConns); err != nil {
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.backfillOnce(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// withDefaults fills in the defaults of the Options left zero.
+func withDefaults(opts Options) Options {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	synchronous := "NORMAL"
-	if opts.SynchronousFull {
-		synchronous = "FULL"
-	}
-	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+	return opts
+}
 
-	// Pragmas go into the DSN so that database/sql applies them to every connection it opens,
-	// including ones it re-opens later. journal_mode=WAL is persistent in the file: the writer
-	// sets it once, in enableWAL (first, before any reader connects), readers only inherit it.
-	wq := url.Values{}
-	wq.Add("_pragma", "busy_timeout("+busy+")")
-	wq.Add("_pragma", "synchronous("+synchronous+")")
-	wq.Add("_pragma", "foreign_keys(1)")
+// pragmas are the connection settings that Options decide, as SQLite spells them. They go into
+// the DSNs so that database/sql applies them to every connection it opens, including ones it
+// re-opens later.
+type pragmas struct {
+	synchronous string // NORMAL or FULL
+	busy        string // the busy timeout in milliseconds
+}
+
+// newPragmas spells the settings of opts, whose defaults are filled in.
+func newPragmas(opts Options) pragmas {
+	p := pragmas{synchronous: "NORMAL", busy: strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)}
+	if opts.SynchronousFull {
+		p.synchronous = "FULL"
+	}
+	return p
+}
+
+// writer is the query of the writer's DSN. journal_mode=WAL is persistent in the file: the
+// writer sets it once, in enableWAL (first, before any reader connects), readers only inherit
+// it.
+func (p pragmas) writer() url.Values {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+p.busy+")")
+	q.Add("_pragma", "synchronous("+p.synchronous+")")
+	q.Add("_pragma", "foreign_keys(1)")
 	// The background checkpointer copies the WAL into the database file, so that a commit
 	// does not pay for it (half the cost of an admission). The writer checkpoints only when
 	// the WAL grows past walFallbackPages, which happens only if the background falls behind.
-	wq.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walFallbackPages)+")")
+	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walFallbackPages)+")")
 	// A WAL that grew under load is truncated to this size once it has been checkpointed.
-	wq.Add("_pragma", "journal_size_limit("+strconv.Itoa(walSizeLimit)+")")
+	q.Add("_pragma", "journal_size_limit("+strconv.Itoa(walSizeLimit)+")")
 	// Every write transaction takes the write lock at BEGIN, before its first read, so the
 	// state that Admit and Claim read cannot change before they commit. writeTx issues BEGIN
 	// IMMEDIATE itself; _txlock covers any database/sql transaction on the pool too.
-	wq.Set("_txlock", "immediate")
-	write, err := sql.Open("sqlite", dsn(abs, wq))
+	q.Set("_txlock", "immediate")
+	return q
+}
+
+// checkpointer is the query of the checkpointer's DSN. The checkpointer copies pages from the
+// WAL into the file: it needs no cache of its own.
+func (p pragmas) checkpointer() url.Values {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+p.busy+")")
+	q.Add("_pragma", "synchronous("+p.synchronous+")")
+	q.Add("_pragma", "cache_size(-256)")
+	return q
+}
+
+// reader is the query of the read pool's DSN.
+func (p pragmas) reader() url.Values {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+p.busy+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	// query_only protects against a write slipping into the read pool, where it would bypass
+	// the single-writer serialisation.
+	q.Add("_pragma", "query_only(1)")
+	// Each reader keeps 512 KiB of pages (SQLite's default is 2 MiB), enough for the interior
+	// pages of the tables and indexes that lookups go through; a long list streams through far
+	// more than any cache holds and reads from the OS's page cache either way. With four
+	// readers and the checkpointer this saves some 7 MiB of resident memory.
+	q.Add("_pragma", "cache_size(-512)")
+	return q
+}
+
+// openWriter opens the writer's pool of exactly one connection, which is never closed for
+// being idle or old, because the store holds it for its lifetime.
+func openWriter(abs string, p pragmas) (*sql.DB, error) {
+	write, err := sql.Open("sqlite", dsn(abs, p.writer()))
 	if err != nil {
 		return nil, err
 	}
@@ -153,70 +232,57 @@ func open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
-	s := &Store{write: write, wlock: make(chan struct{}, 1)}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	if s.wconn, err = write.Conn(ctx); err != nil {
-		return nil, err
+	return write, nil
+}
+
+// initWriter takes the writer's connection, puts the file into WAL mode and migrates its
+// schema. A new file is migrated without fsyncs (see enableWAL); once its schema is written,
+// every write is as durable as configured again.
+func (s *Store) initWriter(ctx context.Context, p pragmas) (err error) {
+	if s.wconn, err = s.write.Conn(ctx); err != nil {
+		return err
 	}
 	if err := s.prepareTxControl(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	created, err := s.enableWAL(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.migrate(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if created {
-		// The new file's schema is written; from here on every write is as durable as configured.
-		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+synchronous); err != nil {
-			return nil, err
+		if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+p.synchronous); err != nil {
+			return err
 		}
 	}
+	return nil
+}
 
-	cq := url.Values{}
-	cq.Add("_pragma", "busy_timeout("+busy+")")
-	cq.Add("_pragma", "synchronous("+synchronous+")")
-	// The checkpointer copies pages from the WAL into the file: it needs no cache of its own.
-	cq.Add("_pragma", "cache_size(-256)")
-	if s.ckpt, err = startCheckpointer(dsn(abs, cq)); err != nil {
+// openReaders opens the read pool of conns connections, kept open for the store's lifetime.
+func openReaders(abs string, p pragmas, conns int) (*sql.DB, error) {
+	read, err := sql.Open("sqlite", dsn(abs, p.reader()))
+	if err != nil {
 		return nil, err
 	}
+	read.SetMaxOpenConns(conns)
+	read.SetMaxIdleConns(conns)
+	read.SetConnMaxLifetime(0)
+	read.SetConnMaxIdleTime(0)
+	return read, nil
+}
 
-	rq := url.Values{}
-	rq.Add("_pragma", "busy_timeout("+busy+")")
-	rq.Add("_pragma", "foreign_keys(1)")
-	// query_only protects against a write slipping into the read pool, where it would bypass
-	// the single-writer serialisation.
-	rq.Add("_pragma", "query_only(1)")
-	// Each reader keeps 512 KiB of pages (SQLite's default is 2 MiB), enough for the interior
-	// pages of the tables and indexes that lookups go through; a long list streams through far
-	// more than any cache holds and reads from the OS's page cache either way. With four
-	// readers and the checkpointer this saves some 7 MiB of resident memory.
-	rq.Add("_pragma", "cache_size(-512)")
-	if s.read, err = sql.Open("sqlite", dsn(abs, rq)); err != nil {
-		return nil, err
+// backfillOnce gives the jobs that finished before the schema had records theirs, once: only
+// when the file was migrated from a version without them.
+func (s *Store) backfillOnce(ctx context.Context) error {
+	if s.migratedFrom >= recordsVersion {
+		return nil
 	}
-	s.read.SetMaxOpenConns(opts.ReadConns)
-	s.read.SetMaxIdleConns(opts.ReadConns)
-	s.read.SetConnMaxLifetime(0)
-	s.read.SetConnMaxIdleTime(0)
-
-	if err := s.prepare(ctx); err != nil {
-		return nil, err
+	if err := s.writeTx(ctx, s.backfillRecords); err != nil {
+		return fmt.Errorf("store the records of finished jobs: %w", err)
 	}
-	if s.migratedFrom < recordsVersion {
-		// Jobs that finished before the schema had records get theirs now, once.
-		if err := s.writeTx(ctx, s.backfillRecords); err != nil {
-			return nil, fmt.Errorf("store the records of finished jobs: %w", err)
-		}
-	}
-	return s, nil
+	return nil
 }
 
 // enableWAL puts the database into WAL mode, which is persistent in the file, so that only a new

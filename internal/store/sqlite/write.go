@@ -18,103 +18,159 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 	if p.Job == nil || p.Definition == nil {
 		return store.AdmitResult{}, errors.New("admit job: job and definition are required")
 	}
-	j := p.Job
 	// Encode before the transaction: the single writer should hold its lock for as short a
 	// time as possible.
-	vars, err := encodeVariables(j.Variables)
+	enc, err := encodeJob(p.Job)
 	if err != nil {
-		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", j.ID, err)
+		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", p.Job.ID, err)
 	}
-	def, err := encodeDefinition(j.Definition)
-	if err != nil {
-		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", j.ID, err)
-	}
-	tasks := make([]encodedTask, len(j.Tasks))
-	for i, t := range j.Tasks {
-		if tasks[i], err = encodeTask(t); err != nil {
-			return store.AdmitResult{}, fmt.Errorf("admit job %s: task %q: %w", j.ID, t.Name, err)
-		}
-	}
-
 	var res store.AdmitResult
 	err = s.groupTx(ctx, func(ctx context.Context) error {
-		if p.IdempotencyKey != "" {
-			err := s.ws.idempotencyLookup.QueryRowContext(ctx, p.IdempotencyKey).
-				Scan(&res.ExistingID, &res.ExistingPipeline)
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("look up idempotency key: %w", err)
-			}
-		}
-		var running int
-		if err := s.ws.countRunning.QueryRowContext(ctx, j.Pipeline).Scan(&running); err != nil {
-			return fmt.Errorf("read pipeline state: %w", err)
-		}
-		waiting := &waitList{ctx: ctx, s: s, pipeline: j.Pipeline}
-		decision, err := p.Definition.AdmitWith(running, waiting, j.QueuePartition)
-		if waiting.err != nil {
-			return fmt.Errorf("read wait list: %w", waiting.err)
-		}
-		if err != nil {
-			// The rejection is a domain error (ErrQueueFull, ErrNoQueue) that already names
-			// the pipeline; it is returned as is so the API can show its message.
-			return errRejected{err}
-		}
-		if len(decision.Replace) > 0 {
-			seqs := make([]int64, len(decision.Replace))
-			for i, id := range decision.Replace {
-				if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seqs[i]); err != nil {
-					return fmt.Errorf("replace job %s: %w", id, err)
-				}
-				if _, err := s.ws.skipTasks.ExecContext(ctx, seqs[i]); err != nil {
-					return fmt.Errorf("replace job %s: skip tasks: %w", id, err)
-				}
-			}
-			slices.Sort(seqs)
-			if err := s.writeRecords(ctx, seqs); err != nil {
-				return err
-			}
-			res.Replaced = slices.Clone(decision.Replace)
-		}
-		status, start := pipeline.JobQueued, any(nil)
-		if decision.Start {
-			status, start = pipeline.JobRunning, nanos(p.Now)
-		}
-		r, err := s.ws.insertJob.ExecContext(ctx,
-			j.ID, j.Pipeline, string(status), vars, j.User, j.QueuePartition,
-			nanos(j.Created), nanos(j.StartAfter), start, def)
-		if err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		seq, err := r.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		if p.IdempotencyKey != "" {
-			if _, err := s.ws.setIdempotencyKey.ExecContext(ctx, p.IdempotencyKey, seq); err != nil {
-				return fmt.Errorf("store idempotency key: %w", err)
-			}
-		}
-		if len(j.Tasks) > 0 {
-			for i, t := range j.Tasks {
-				if err := s.insertTask(ctx, seq, i, t, tasks[i]); err != nil {
-					return fmt.Errorf("insert task %q: %w", t.Name, err)
-				}
-			}
-		}
-		res.Started = decision.Start
-		return nil
+		return s.admit(ctx, p, enc, &res)
 	})
 	if err != nil {
 		var rejected errRejected
 		if errors.As(err, &rejected) {
 			return store.AdmitResult{}, rejected.err
 		}
-		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", j.ID, err)
+		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", p.Job.ID, err)
 	}
 	return res, nil
+}
+
+// encodedJob holds the columns of a new job that need encoding, encoded.
+type encodedJob struct {
+	vars, def any
+	tasks     []encodedTask
+}
+
+// encodeJob encodes the variables, the definition snapshot and the tasks of j.
+func encodeJob(j *pipeline.Job) (encodedJob, error) {
+	vars, err := encodeVariables(j.Variables)
+	if err != nil {
+		return encodedJob{}, err
+	}
+	def, err := encodeDefinition(j.Definition)
+	if err != nil {
+		return encodedJob{}, err
+	}
+	tasks := make([]encodedTask, len(j.Tasks))
+	for i, t := range j.Tasks {
+		if tasks[i], err = encodeTask(t); err != nil {
+			return encodedJob{}, fmt.Errorf("task %q: %w", t.Name, err)
+		}
+	}
+	return encodedJob{vars: vars, def: def, tasks: tasks}, nil
+}
+
+// admit is Admit inside the write transaction. A request whose idempotency key is stored
+// already names that job and changes nothing; otherwise the pipeline's admission rule decides,
+// the waiting jobs it replaces end, and the job is inserted, running or queued. A rejection
+// comes back as errRejected.
+func (s *Store) admit(ctx context.Context, p store.AdmitParams, enc encodedJob, res *store.AdmitResult) error {
+	if found, err := s.lookupIdempotencyKey(ctx, p.IdempotencyKey, res); found || err != nil {
+		return err
+	}
+	decision, err := s.decideAdmission(ctx, p)
+	if err != nil {
+		return err
+	}
+	if len(decision.Replace) > 0 {
+		if err := s.replaceWaiting(ctx, p, decision.Replace); err != nil {
+			return err
+		}
+		res.Replaced = slices.Clone(decision.Replace)
+	}
+	if err := s.insertAdmitted(ctx, p, enc, decision.Start); err != nil {
+		return err
+	}
+	res.Started = decision.Start
+	return nil
+}
+
+// lookupIdempotencyKey reports whether a stored job has key, and then names it in res. An
+// empty key is never stored.
+func (s *Store) lookupIdempotencyKey(ctx context.Context, key string, res *store.AdmitResult) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	err := s.ws.idempotencyLookup.QueryRowContext(ctx, key).Scan(&res.ExistingID, &res.ExistingPipeline)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return false, nil
+}
+
+// decideAdmission reads the pipeline's running jobs and wait list and applies the pipeline's
+// admission rule (pipeline.Definition.AdmitWith) to them.
+func (s *Store) decideAdmission(ctx context.Context, p store.AdmitParams) (pipeline.Admission, error) {
+	j := p.Job
+	var running int
+	if err := s.ws.countRunning.QueryRowContext(ctx, j.Pipeline).Scan(&running); err != nil {
+		return pipeline.Admission{}, fmt.Errorf("read pipeline state: %w", err)
+	}
+	waiting := &waitList{ctx: ctx, s: s, pipeline: j.Pipeline}
+	decision, err := p.Definition.AdmitWith(running, waiting, j.QueuePartition)
+	if waiting.err != nil {
+		return pipeline.Admission{}, fmt.Errorf("read wait list: %w", waiting.err)
+	}
+	if err != nil {
+		// The rejection is a domain error (ErrQueueFull, ErrNoQueue) that already names
+		// the pipeline; it is returned as is so the API can show its message.
+		return pipeline.Admission{}, errRejected{err}
+	}
+	return decision, nil
+}
+
+// replaceWaiting ends the waiting jobs ids as replaced by the new job, their tasks skipped,
+// and writes their records.
+func (s *Store) replaceWaiting(ctx context.Context, p store.AdmitParams, ids []string) error {
+	j := p.Job
+	seqs := make([]int64, len(ids))
+	for i, id := range ids {
+		if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seqs[i]); err != nil {
+			return fmt.Errorf("replace job %s: %w", id, err)
+		}
+		if _, err := s.ws.skipTasks.ExecContext(ctx, seqs[i]); err != nil {
+			return fmt.Errorf("replace job %s: skip tasks: %w", id, err)
+		}
+	}
+	slices.Sort(seqs)
+	return s.writeRecords(ctx, seqs)
+}
+
+// insertAdmitted inserts the new job, running when start is true and else queued, with its
+// idempotency key and its tasks.
+func (s *Store) insertAdmitted(ctx context.Context, p store.AdmitParams, enc encodedJob, start bool) error {
+	j := p.Job
+	status, started := pipeline.JobQueued, any(nil)
+	if start {
+		status, started = pipeline.JobRunning, nanos(p.Now)
+	}
+	r, err := s.ws.insertJob.ExecContext(ctx,
+		j.ID, j.Pipeline, string(status), enc.vars, j.User, j.QueuePartition,
+		nanos(j.Created), nanos(j.StartAfter), started, enc.def)
+	if err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	seq, err := r.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	if p.IdempotencyKey != "" {
+		if _, err := s.ws.setIdempotencyKey.ExecContext(ctx, p.IdempotencyKey, seq); err != nil {
+			return fmt.Errorf("store idempotency key: %w", err)
+		}
+	}
+	for i, t := range j.Tasks {
+		if err := s.insertTask(ctx, seq, i, t, enc.tasks[i]); err != nil {
+			return fmt.Errorf("insert task %q: %w", t.Name, err)
+		}
+	}
+	return nil
 }
 
 // loadStartedJobs reads the jobs that a claim started, with their definitions, inside the write
