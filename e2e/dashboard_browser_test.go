@@ -85,8 +85,10 @@ func browserTab(t *testing.T) context.Context {
 		t.Skip("no chromium binary found (install Debian's chromium, or set PRUNNER_CHROMIUM): skipping the browser test")
 	}
 	profile := t.TempDir()
+	marker := newMarker(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
+		chromedp.Env(markerEnv+"="+marker),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
@@ -103,6 +105,7 @@ func browserTab(t *testing.T) context.Context {
 		cancelTimeout()
 		cancelTab()
 		cancelAlloc()
+		reapMarked(t, marker)
 	})
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatalf("start chromium: %v", err)
