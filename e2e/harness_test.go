@@ -233,6 +233,20 @@ func (s *server) waitReady() {
 	s.t.Fatalf("server not ready in time:\n%s", s.output.String())
 }
 
+// waitOutput waits until the server's output contains want and returns the output. The output
+// reaches the test through a pipe that a goroutine copies from: a line the server logged before it
+// answered a request may not be in the buffer yet when the answer is (only once the process has
+// exited is all of it there).
+func (s *server) waitOutput(want string, timeout time.Duration) string {
+	s.t.Helper()
+	var out string
+	eventually(s.t, timeout, fmt.Sprintf("%q in the server's output", want), func() bool {
+		out = s.output.String()
+		return strings.Contains(out, want)
+	})
+	return out
+}
+
 // signal sends sig to the server.
 func (s *server) signal(sig syscall.Signal) {
 	s.t.Helper()
