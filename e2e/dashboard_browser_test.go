@@ -133,6 +133,26 @@ func (b *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element sel matches on a page that live updates change. An update (an SSE
+// swap) may replace the element between the moment chromedp finds it and the click, which then
+// fails with "Could not find node with given id": the element that replaced it is clicked, until
+// the timeout.
+func (b *tab) click(what, sel string, timeout time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "node with given id") || time.Now().After(deadline) {
+			b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+			b.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (b *tab) eval(expr string) string {
 	b.t.Helper()
 	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
@@ -268,10 +288,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Open the build task's log from the graph, then watch without reloading: log lines
 	// appear, node colours change, and the job ends as succeeded.
-	b.do("open the build log from the graph",
-		chromedp.Click(chromedp.CSS(`[data-testid="graph-node"][data-task="build"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="log"][data-task="build"]`)),
-	)
+	b.click("open the build log from the graph", `[data-testid="graph-node"][data-task="build"]`, 10*time.Second)
+	b.do("wait for the build log", chromedp.WaitVisible(chromedp.CSS(`[data-testid="log"][data-task="build"]`)))
 	if !strings.HasPrefix(b.location(), jobURL+"?task=build") {
 		t.Errorf("graph node led to %s", b.location())
 	}
@@ -332,7 +350,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 	longID := b.eval(`document.querySelector('[data-testid="job"]').dataset.jobId`)
 	b.waitFor("the long job's output", `document.querySelector('[data-testid="log-stdout"]').textContent.includes('waiting for a long time')`, 15*time.Second)
-	b.do("ask to cancel", chromedp.Click(chromedp.CSS(tid("job-cancel"))), chromedp.WaitVisible(chromedp.CSS(tid("confirm-cancel"))))
+	b.click("ask to cancel", tid("job-cancel"), 10*time.Second)
+	b.do("wait for the confirmation", chromedp.WaitVisible(chromedp.CSS(tid("confirm-cancel"))))
 	b.screenshot("07-confirm-cancel")
 	b.do("confirm", chromedp.Click(chromedp.CSS(tid("confirm-cancel-submit"))), chromedp.WaitVisible(chromedp.CSS(tid("job"))))
 	b.waitFor("the job to be canceled", `document.querySelector('[data-testid="job-status"]').dataset.status === 'canceled'`, 20*time.Second)
