@@ -205,8 +205,15 @@ pipelines:
 			id := s.schedule("p", nil)
 			s.waitJob(id, 10*time.Second, "running", func(j jobJSON) bool { return j.task("t").Status == "running" })
 			ofServer := func(m string) bool { return m == s.marker }
-			// The server and the task's three sleeps.
-			eventually(t, 10*time.Second, "the task's processes", func() bool { return len(markedProcesses(ofServer)) >= 4 })
+			// Counting processes is not enough: a forked child shows its parent's environment
+			// until it has exec'd, and setsid forks once more.
+			eventually(t, 10*time.Second, "the task's three sleeps", func() bool {
+				sleeps := map[string]int{}
+				for _, p := range markedProcesses(ofServer) {
+					sleeps[p.cmdline]++
+				}
+				return sleeps["sleep 300"] == 2 && sleeps["sleep 301"] == 1
+			})
 			tc.stop(s)
 			found, left := killMarked(s.marker, 10*time.Second)
 			t.Logf("after the stop: %v", found)
