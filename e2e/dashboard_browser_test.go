@@ -85,8 +85,10 @@ func browserTab(t *testing.T) context.Context {
 		t.Skip("no chromium binary found (install Debian's chromium, or set PRUNNER_CHROMIUM): skipping the browser test")
 	}
 	profile := t.TempDir()
+	marker := newMarker(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
+		chromedp.Env(markerEnv+"="+marker),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
@@ -103,6 +105,7 @@ func browserTab(t *testing.T) context.Context {
 		cancelTimeout()
 		cancelTab()
 		cancelAlloc()
+		reapMarked(t, marker)
 	})
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatalf("start chromium: %v", err)
@@ -127,6 +130,26 @@ func (b *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	if err := chromedp.Do(b.ctx, actions...); err != nil {
 		b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
 		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// click clicks the element sel matches on a page that live updates change. An update (an SSE
+// swap) may replace the element between the moment chromedp finds it and the click, which then
+// fails with "Could not find node with given id": the element that replaced it is clicked, until
+// the timeout.
+func (b *tab) click(what, sel string, timeout time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "node with given id") || time.Now().After(deadline) {
+			b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+			b.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -276,10 +299,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Open the build task's log from the graph, then watch without reloading: log lines
 	// appear, node colours change, and the job ends as succeeded.
-	b.do("open the build log from the graph",
-		chromedp.Click(chromedp.CSS(`[data-testid="graph-node"][data-task="build"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="log"][data-task="build"]`)),
-	)
+	b.click("open the build log from the graph", `[data-testid="graph-node"][data-task="build"]`, 10*time.Second)
+	b.do("wait for the build log", chromedp.WaitVisible(chromedp.CSS(`[data-testid="log"][data-task="build"]`)))
 	if !strings.HasPrefix(b.location(), jobURL+"?task=build") {
 		t.Errorf("graph node led to %s", b.location())
 	}
@@ -340,7 +361,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 	longID := b.eval(`document.querySelector('[data-testid="job"]').dataset.jobId`)
 	b.waitFor("the long job's output", `document.querySelector('[data-testid="log-stdout"]').textContent.includes('waiting for a long time')`, 15*time.Second)
-	b.do("ask to cancel", chromedp.Click(chromedp.CSS(tid("job-cancel"))), chromedp.WaitVisible(chromedp.CSS(tid("confirm-cancel"))))
+	b.click("ask to cancel", tid("job-cancel"), 10*time.Second)
+	b.do("wait for the confirmation", chromedp.WaitVisible(chromedp.CSS(tid("confirm-cancel"))))
 	b.screenshot("07-confirm-cancel")
 	b.do("confirm", chromedp.Click(chromedp.CSS(tid("confirm-cancel-submit"))), chromedp.WaitVisible(chromedp.CSS(tid("job"))))
 	b.waitFor("the job to be canceled", `document.querySelector('[data-testid="job-status"]').dataset.status === 'canceled'`, 20*time.Second)

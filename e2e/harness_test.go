@@ -37,8 +37,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build prunner:", err)
 		os.Exit(1)
 	}
+	suiteMarker = newSuiteMarker()
 	code := m.Run()
 	os.RemoveAll(dir)
+	// The suite leaves nothing running: every server is stopped and every process a test
+	// started is killed at its cleanup. Anything still marked is a bug of the tests or of the
+	// server, and fails the run.
+	if err := checkNoneLeft(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -54,6 +64,7 @@ type server struct {
 	secret  string
 	extra   []string
 	env     []string
+	marker  string // the value of markerEnv for this server and everything it starts
 
 	cmd     *exec.Cmd
 	output  *syncBuffer
@@ -128,31 +139,68 @@ func (s *server) startNoWait() {
 		args = append(args, "--jwt-secret", s.secret)
 	}
 	args = append(args, s.extra...)
+	if s.marker == "" {
+		s.marker = newMarker(s.t)
+	}
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = s.dir
-	cmd.Env = append(cleanEnv(), s.env...)
-	s.output = &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = s.output, s.output
+	cmd.Env = append(append(cleanEnv(), s.env...), markerEnv+"="+s.marker)
+	output := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = output, output
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	s.cmd = cmd
-	s.exited = make(chan struct{})
+	exited := make(chan struct{})
+	s.cmd, s.output, s.exited = cmd, output, exited
 	go func() {
 		s.exitErr = cmd.Wait()
-		close(s.exited)
+		close(exited)
 	}()
+	// Cleanups run last in, first out: a restarted server's process is stopped before the
+	// processes it replaced are looked at again.
 	s.t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-s.exited
-		}
+		s.stop(cmd, exited)
+		reapMarked(s.t, s.marker)
 		if s.t.Failed() {
-			s.t.Logf("server output:\n%s", s.output.String())
+			s.t.Logf("server output (pid %d):\n%s", cmd.Process.Pid, output.String())
 		}
 	})
+}
+
+// Bounds of stop. drainWait is how long an operator gives a drain (SIGINT: running jobs finish)
+// before sending the second signal; stopWait is how long the server may take to stop after
+// SIGTERM: it cancels the running jobs (SIGINT, SIGTERM and SIGKILL to their process groups,
+// --kill-grace apart, 2s by default) and shuts the HTTP server down (at most 5s).
+const (
+	drainWait = 2 * time.Second
+	stopWait  = 30 * time.Second
+)
+
+// stop stops a server process that is still running the way an operator does: SIGINT, which
+// drains; when that takes longer than drainWait (a test left a job running), SIGTERM, which
+// cancels the running jobs; only a server that has still not exited after stopWait is killed,
+// and that fails the test. exited is closed when the process has exited.
+func (s *server) stop(cmd *exec.Cmd, exited <-chan struct{}) {
+	s.t.Helper()
+	for _, step := range []struct {
+		sig  syscall.Signal
+		wait time.Duration
+	}{{syscall.SIGINT, drainWait}, {syscall.SIGTERM, stopWait}} {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(step.sig)
+		select {
+		case <-exited:
+			return
+		case <-time.After(step.wait):
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	s.t.Errorf("server did not exit within %v of SIGTERM; killed it", stopWait)
 }
 
 // cleanEnv is the test process's environment without PRUNNER_* variables.
@@ -183,6 +231,20 @@ func (s *server) waitReady() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.t.Fatalf("server not ready in time:\n%s", s.output.String())
+}
+
+// waitOutput waits until the server's output contains want and returns the output. The output
+// reaches the test through a pipe that a goroutine copies from: a line the server logged before it
+// answered a request may not be in the buffer yet when the answer is (only once the process has
+// exited is all of it there).
+func (s *server) waitOutput(want string, timeout time.Duration) string {
+	s.t.Helper()
+	var out string
+	eventually(s.t, timeout, fmt.Sprintf("%q in the server's output", want), func() bool {
+		out = s.output.String()
+		return strings.Contains(out, want)
+	})
+	return out
 }
 
 // signal sends sig to the server.

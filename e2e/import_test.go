@@ -57,7 +57,9 @@ pipelines:
 `)
 	layOutOriginalDataDir(t, s.dataDir)
 	s.start()
-	if out := s.output.String(); !strings.Contains(out, "imported the history of the original prunner") || !strings.Contains(out, "jobs=3") {
+	// The import is logged before "prunner started"; the API may answer before that line has
+	// reached the test.
+	if out := s.waitOutput("prunner started", 10*time.Second); !strings.Contains(out, "imported the history of the original prunner") || !strings.Contains(out, "jobs=3") {
 		t.Errorf("start-up output does not report 3 imported jobs:\n%s", out)
 	}
 
@@ -130,7 +132,7 @@ pipelines:
 		t.Fatalf("exit code %d", code)
 	}
 	s.restart()
-	if out := s.output.String(); strings.Contains(out, "imported the history") {
+	if out := s.waitOutput("prunner started", 10*time.Second); strings.Contains(out, "imported the history") {
 		t.Errorf("second start imported again:\n%s", out)
 	}
 	if j := s.job(importedDone); !j.Completed || j.User != "alice" {
