@@ -229,8 +229,9 @@ pipelines:
 func TestWatchReloads(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, "pipelines:\n  a:\n    tasks: {t: {script: [\"true\"]}}\n", "--watch", "--poll-interval", "100ms").start()
-	time.Sleep(20 * time.Millisecond)
-	writeFile(t, filepath.Join(s.dir, "pipelines.yml"), "pipelines:\n  b:\n    tasks: {t: {script: [\"true\"]}}\n")
+	// The new file differs in size, so that the change shows even if its modification time
+	// falls in the same clock tick as the first write's.
+	writeFile(t, filepath.Join(s.dir, "pipelines.yml"), "# edited\npipelines:\n  b:\n    tasks: {t: {script: [\"true\"]}}\n")
 	eventually(t, 5*time.Second, "pipeline b after watch", func() bool {
 		_, status, _ := s.trySchedule("b", nil, "")
 		return status == 202

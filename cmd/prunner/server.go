@@ -63,6 +63,8 @@ type server struct {
 	served chan error
 	// liveDone is closed when the HTTP shutdown starts: it ends the API's live log streams.
 	liveDone chan struct{}
+	// fingerprint is the definition files' fingerprint taken before they loaded (--watch).
+	fingerprint string
 }
 
 // start brings the server up and returns it serving; when the start-up fails, what it opened is
@@ -81,11 +83,17 @@ func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 	// Parsing the pipeline files is the longest step of an idle start-up; it needs nothing else.
 	defsDone := make(chan struct{})
 	var (
-		defs    *pipeline.Set
-		defsErr error
+		defs        *pipeline.Set
+		defsErr     error
+		fingerprint string
 	)
 	go func() {
 		defer close(defsDone)
+		// --watch compares with the files as they were before this load: an edit made while
+		// they load is a change (at worst one reload more), never one that goes unnoticed.
+		if cfg.watch {
+			fingerprint = definitionsFingerprint(cfg)
+		}
 		defs, defsErr = loadDefinitions(cfg, log)
 	}()
 
@@ -123,6 +131,7 @@ func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		go func() { s.served <- s.app.Listener(gatedListener{Listener: ln, open: s.gate}) }()
 	}
 	<-defsDone
+	s.fingerprint = fingerprint
 	// The errors in the order of the steps that used to run one after the other.
 	for _, err := range []error{defsErr, buildErr, lnErr} {
 		if err != nil {
@@ -203,9 +212,8 @@ type stopRequest struct {
 // change of the definition files, reload the definitions.
 func (s *server) wait(sigs <-chan os.Signal) stopRequest {
 	var poll <-chan time.Time
-	var fingerprint string
+	fingerprint := s.fingerprint
 	if s.cfg.watch {
-		fingerprint = definitionsFingerprint(s.cfg)
 		t := time.NewTicker(s.cfg.pollInterval)
 		defer t.Stop()
 		poll = t.C
