@@ -63,6 +63,9 @@ type Config struct {
 	Now func() time.Time
 	// PollInterval is how often a job page's live stream looks at the job (default 500 ms).
 	PollInterval time.Duration
+	// LogBatch is how long a live log pane gathers output before it sends it, as one event per
+	// stream (default 100 ms): more than 256 KiB in one batch is cut to its newest 64 KiB.
+	LogBatch time.Duration
 	// PageSize is the number of jobs per page of the jobs list (default 50).
 	PageSize int
 	// MaxLogLines is how many lines of a task's output a page keeps (default 5000).
@@ -110,6 +113,9 @@ func Register(app *fiber.App, cfg Config, r Runner) *Dashboard {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.LogBatch <= 0 {
+		cfg.LogBatch = logBatchWindow
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 50

@@ -346,7 +346,7 @@ func (d *Dashboard) streamLog(s *sse, id, task string, from [2]int64, attempt in
 		Attempt:   attempt,
 		Heartbeat: keepAliveEvery,
 		Refollow:  d.cfg.PollInterval,
-		Batch:     logBatchWindow,
+		Batch:     d.cfg.LogBatch,
 		Logger:    d.logger,
 	}
 	_ = logfollow.Follow(ctx, d.runner, id, task, opts, tail.write)

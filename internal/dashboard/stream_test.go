@@ -181,7 +181,10 @@ func TestLogEventsUnknownTask(t *testing.T) {
 
 func TestLogEventsDoNotFloodTheBrowser(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	// The whole output is there before the stream starts; a batch window long enough for a
+	// slow (loaded, race-instrumented) reader to take it in makes it "too much at once" however
+	// slowly the test runs.
+	h := newHarness(t, func(c *Config) { c.LogBatch = time.Second })
 	h.seed()
 	live := make(chan pipeline.LogChunk, 1024)
 	h.r.live["job-running/test"] = live
