@@ -130,12 +130,6 @@ func release(b []byte) {
 // brackets, and queues buf to be read. On an error, buf goes back to the pool: what the failed
 // batch encoded is not sent.
 func (s *jobListStream) fill(buf []byte) error {
-	select {
-	case <-s.done:
-		release(buf)
-		return errListShutdown
-	default:
-	}
 	next, err := s.runner.EachJobFrom(s.ctx, s.q, s.pos, func(j *pipeline.Job) error {
 		if s.n > 0 {
 			buf = append(buf, ',')
@@ -171,7 +165,15 @@ func (s *jobListStream) Read(p []byte) (int, error) {
 			s.err = io.EOF
 			continue
 		}
-		if err := s.fill(s.next()); err != nil {
+		// A list that started answering when the server shuts down stops at its next batch;
+		// one asked for during the shutdown is answered (reads go on while jobs drain).
+		err := errListShutdown
+		select {
+		case <-s.done:
+		default:
+			err = s.fill(s.next())
+		}
+		if err != nil {
 			// The body ends after the last whole batch.
 			s.err = fmt.Errorf("list jobs after %d jobs: %w", s.n, err)
 			if !errors.Is(err, errListShutdown) {
