@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -290,9 +291,11 @@ func TestSecretSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line := strings.TrimSpace(string(out))
-		if !strings.HasPrefix(line, "Bearer ") || strings.Contains(line, "\n") {
-			t.Fatalf("MINIMAL_OUTPUT=1 debug printed %q", out)
+		// Exactly "Bearer <jwt>": no newline or other whitespace, so that a host app can send it
+		// as the Authorization header as it reads it.
+		line := string(out)
+		if !regexp.MustCompile(`^Bearer [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`).MatchString(line) {
+			t.Fatalf("MINIMAL_OUTPUT=1 debug printed %q, want exactly \"Bearer <jwt>\"", out)
 		}
 		if status, _ := s.doWithToken("GET", "/pipelines", nil, strings.TrimPrefix(line, "Bearer ")); status != 200 {
 			t.Errorf("debug token: %d", status)

@@ -76,7 +76,9 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			return 1
 		}
 		if env["MINIMAL_OUTPUT"] == "1" {
-			fmt.Fprintf(stdout, "Bearer %s\n", token)
+			// Exactly the header's value, without a newline, as the original prints it: host
+			// apps read it with shell_exec() or the like and send it as it is.
+			fmt.Fprintf(stdout, "Bearer %s", token)
 			return 0
 		}
 		fmt.Fprintf(stdout, "Send this header with API requests (the token does not expire; keep it secret):\n\nAuthorization: Bearer %s\n", token)

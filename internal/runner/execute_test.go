@@ -192,3 +192,35 @@ pipelines:
 		t.Error("on_error's script ran after a cancel")
 	}
 }
+
+// TestAllowFailureReportsTheLastFailingExitCode: a task with allow_failure whose lines fail ends
+// done and not errored, its dependents run and the job succeeds, but its exit code is the last
+// failing line's (as the original prunner reports it), so the record shows that something failed.
+func TestAllowFailureReportsTheLastFailingExitCode(t *testing.T) {
+	t.Parallel()
+	r, _ := startRunner(t, `pipelines:
+  p:
+    tasks:
+      allowed: {script: ["sh -c 'exit 2'", "echo between", "exit 3"], allow_failure: true}
+      clean: {script: ["true"], allow_failure: true}
+      after: {script: ["true"], depends_on: [allowed]}
+`)
+	j := waitDone(t, r, schedule(t, r, "p"))
+	if j.Status != pipeline.JobSucceeded || j.Errored {
+		t.Errorf("job = %s (errored %v), want succeeded", j.Status, j.Errored)
+	}
+	tests := []struct {
+		task     string
+		exitCode int
+	}{
+		{"allowed", 3},
+		{"clean", 0},
+		{"after", 0},
+	}
+	for _, tt := range tests {
+		got := j.Task(tt.task)
+		if got == nil || got.Status != pipeline.TaskDone || got.Errored || got.Error != "" || got.ExitCode != tt.exitCode {
+			t.Errorf("task %s = %+v, want done, not errored, exit code %d", tt.task, got, tt.exitCode)
+		}
+	}
+}

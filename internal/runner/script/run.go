@@ -59,7 +59,8 @@ func (e *ExitError) Error() string { return "exit status " + strconv.Itoa(e.Code
 // Run runs the task's lines in one shell session (the pure-Go interpreter mvdan.cc/sh, with
 // bash syntax) and returns the session's exit code and error:
 //
-//   - 0 and nil when every line succeeded, or when AllowFailure hid the failures.
+//   - 0 and nil when every line succeeded.
+//   - With AllowFailure, the exit code of the last failing line (0 if none failed) and nil.
 //   - For the first failing line (exit status N, or `exit N`): N and an *ExitError. A command
 //     that is not found fails with 127, one that cannot be started with 126, one killed by a
 //     signal with 128+signal.
@@ -143,7 +144,12 @@ func parseLines(lines []string) ([]*syntax.File, error) {
 // runLines runs the statements of every line on the one runner. Statements are run one by one
 // rather than as files, because running a whole file implies leaving the shell (the EXIT trap
 // would fire after every line); the EXIT trap runs once at the end instead.
+//
+// With allowFailure, a failing line does not end the session, and the exit code returned (with a
+// nil error) is the last failing line's: the task succeeds, but its record shows that something
+// failed, as the original prunner reports it.
 func runLines(ctx context.Context, runner *interp.Runner, files []*syntax.File, allowFailure bool) (int, error) {
+	lastFailure := 0
 	for _, f := range files {
 		var lineErr error
 		for _, st := range f.Stmts {
@@ -155,18 +161,26 @@ func runLines(ctx context.Context, runner *interp.Runner, files []*syntax.File, 
 				// `exit N`, errexit, or a fatal interpreter error: the session is over (and its
 				// EXIT trap has run).
 				if allowFailure {
-					return 0, nil
+					if code, _ := status(lineErr); code != 0 {
+						lastFailure = code
+					}
+					return lastFailure, nil
 				}
 				return status(lineErr)
 			}
 		}
-		if lineErr != nil && !allowFailure {
-			runExitTrap(ctx, runner)
-			return status(lineErr)
+		if lineErr != nil {
+			if !allowFailure {
+				runExitTrap(ctx, runner)
+				return status(lineErr)
+			}
+			if code, _ := status(lineErr); code != 0 {
+				lastFailure = code
+			}
 		}
 	}
 	runExitTrap(ctx, runner)
-	return 0, nil
+	return lastFailure, nil
 }
 
 // runExitTrap runs the session's EXIT trap, if one was set: running an empty file leaves the

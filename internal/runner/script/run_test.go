@@ -173,10 +173,24 @@ func TestRunFailures(t *testing.T) {
 			wantStdout: "still\nnext\n",
 		},
 		{
-			name:         "allow_failure goes on and ends ok",
+			name:         "allow_failure goes on, ends ok, and reports the last failing line's code",
 			lines:        []string{"sh -c 'exit 3'", "false", "echo after"},
 			allowFailure: true,
+			wantCode:     1,
 			wantStdout:   "after\n",
+		},
+		{
+			name:         "allow_failure with one failing line reports its code",
+			lines:        []string{"echo a", "sh -c 'exit 3'", "echo b"},
+			allowFailure: true,
+			wantCode:     3,
+			wantStdout:   "a\nb\n",
+		},
+		{
+			name:         "allow_failure without a failure reports 0",
+			lines:        []string{"true", "echo ok"},
+			allowFailure: true,
+			wantStdout:   "ok\n",
 		},
 		{
 			name:       "command not found",
@@ -198,9 +212,16 @@ func TestRunFailures(t *testing.T) {
 			wantStdout: "a\n",
 		},
 		{
-			name:         "exit ends the session even with allow_failure",
+			name:         "exit ends the session even with allow_failure, and its code is reported",
 			lines:        []string{"exit 4", "echo b"},
 			allowFailure: true,
+			wantCode:     4,
+		},
+		{
+			name:         "exit 0 after a failure with allow_failure keeps the failure's code",
+			lines:        []string{"sh -c 'exit 3'", "exit 0"},
+			allowFailure: true,
+			wantCode:     3,
 		},
 		{
 			name:       "errexit",
