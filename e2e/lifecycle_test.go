@@ -225,6 +225,17 @@ pipelines:
 	if !strings.Contains(s.output.String(), "pipelines.yml") {
 		t.Errorf("reload error does not name the file")
 	}
+	// So does a file whose pipeline could never accept a job: "second" stays as it was.
+	writeFile(t, filepath.Join(s.dir, "pipelines.yml"), "pipelines:\n  second:\n    start_delay: 1s\n    queue_limit: 0\n    tasks: {t: {script: [\"true\"]}}\n")
+	s.signal(syscall.SIGUSR1)
+	eventually(t, 5*time.Second, "dead-queue reload failure logged", func() bool {
+		return strings.Contains(s.output.String(), "can never accept a job")
+	})
+	if !strings.Contains(s.output.String(), `pipelines.yml:4: pipeline \"second\": start_delay with queue_limit: 0`) &&
+		!strings.Contains(s.output.String(), `pipelines.yml:4: pipeline "second": start_delay with queue_limit: 0`) {
+		t.Errorf("reload error does not name the file and line:\n%s", s.output.String())
+	}
+	s.waitFinished(s.schedule("second", nil))
 }
 
 func TestWatchReloads(t *testing.T) {

@@ -43,6 +43,12 @@ func TestReliabilityBadYAMLTable(t *testing.T) {
 			[]string{"pipelines.yml", "alias"}},
 		{"pipelines not a map", map[string]string{"pipelines.yml": "pipelines: [a, b]\n"},
 			[]string{"pipelines.yml:1"}},
+		// Queue options that could never accept a job (see TestQueueOptionsThatCanNeverAcceptAJob
+		// for every combination) are refused, not started with a warning.
+		{"start_delay with no wait list (append)", map[string]string{"pipelines.yml": "pipelines:\n  a:\n    start_delay: 1s\n    queue_limit: 0\n    tasks:\n      t: {script: [x]}\n"},
+			[]string{`pipelines.yml:4: pipeline "a": start_delay with queue_limit: 0 can never accept a job`, "raise queue_limit"}},
+		{"start_delay with no wait list (replace)", map[string]string{"pipelines.yml": "pipelines:\n  a:\n    queue_strategy: replace\n    queue_limit: 0\n    start_delay: 5s\n    tasks:\n      t: {script: [x]}\n"},
+			[]string{`pipelines.yml:4: pipeline "a": start_delay with queue_limit: 0 can never accept a job`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

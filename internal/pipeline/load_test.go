@@ -376,15 +376,6 @@ pipelines:
 			},
 		},
 		{
-			name: "start_delay with queue_limit 0",
-			yaml: `pipelines:
-  release:
-    start_delay: 10s
-    queue_limit: 0
-`,
-			wantWarns: []string{`pipelines.yml:4: pipeline "release": start_delay with queue_limit: 0 rejects every schedule request: a delayed job must wait on the wait list, and there is none`},
-		},
-		{
 			name:      "no pipelines key",
 			yaml:      "jobs:\n  a: 1\n",
 			wantWarns: []string{`pipelines.yml:1: unknown top-level key "jobs"`, `pipelines.yml:1: the file has no "pipelines" key: it defines no pipelines`},
@@ -905,4 +896,36 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestQueueOptionsThatCanNeverAcceptAJob goes through the combinations of the queue options: each
+// that would reject every schedule request is a load error at the key to change; the others load.
+func TestQueueOptionsThatCanNeverAcceptAJob(t *testing.T) {
+	t.Parallel()
+	const dead = `pipelines.yml:5: pipeline "p": start_delay with queue_limit: 0 can never accept a job: every delayed job waits on the wait list, and queue_limit: 0 allows none; raise queue_limit (or remove it for no limit), or remove start_delay`
+	tests := []struct {
+		options string // lines under the pipeline, before queue_limit's line 5 when it has one
+		wantErr string
+	}{
+		{"queue_strategy: append\n    start_delay: 1s\n    queue_limit: 0", dead},
+		{"queue_strategy: replace\n    start_delay: 1s\n    queue_limit: 0", dead},
+		{"concurrency: 3\n    start_delay: 1s\n    queue_limit: 0", dead},
+		{"queue_strategy: append\n    start_delay: 0s\n    queue_limit: 0", ""},
+		{"queue_strategy: replace\n    concurrency: 2\n    queue_limit: 0", ""},
+		{"queue_strategy: append\n    start_delay: 1s\n    queue_limit: 1", ""},
+		{"queue_strategy: replace\n    start_delay: 1s\n    queue_limit: 1", ""},
+		{"queue_strategy: append\n    start_delay: 1s", ""},
+		{"queue_strategy: partitioned_replace\n    start_delay: 1s\n    queue_partition_limit: 1", ""},
+	}
+	for _, tt := range tests {
+		yaml := "pipelines:\n  p:\n    " + tt.options + "\n    tasks: {a: {script: [x]}}\n"
+		_, _, errs := Parse("pipelines.yml", []byte(yaml))
+		var want []string
+		if tt.wantErr != "" {
+			want = []string{tt.wantErr}
+		}
+		if got := problemStrings(errs); !slices.Equal(got, want) {
+			t.Errorf("%q:\n got %q\nwant %q", tt.options, got, want)
+		}
+	}
 }

@@ -59,9 +59,13 @@ func (p *fileParser) validate(pp *parsedPipeline) {
 		errorf("queue_strategy", "unknown queue strategy: %q", string(d.QueueStrategy))
 	}
 
-	// With a start delay every job waits, and with queue_limit 0 there is no place to wait.
+	// A pipeline that can never accept a job is an error, not a warning: it would start and then
+	// reject every schedule request. Of the queue options' combinations, one is dead: with a
+	// start delay every job waits on the wait list, and queue_limit 0 (append or replace) leaves
+	// none. (concurrency < 1 and partitioned_replace without a partition limit are refused above;
+	// queue_limit 0 without a delay still starts a job whenever a slot is free.)
 	if d.StartDelay > 0 && d.QueueLimit != nil && *d.QueueLimit == 0 && d.QueueStrategy != QueuePartitionedReplace {
-		p.warnAt(pp.keys["queue_limit"], "pipeline %q: start_delay with queue_limit: 0 rejects every schedule request: a delayed job must wait on the wait list, and there is none", d.Name)
+		errorf("queue_limit", "start_delay with queue_limit: 0 can never accept a job: every delayed job waits on the wait list, and queue_limit: 0 allows none; raise queue_limit (or remove it for no limit), or remove start_delay")
 	}
 
 	for _, name := range pp.taskOrder {
