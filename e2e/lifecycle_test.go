@@ -361,3 +361,50 @@ func TestVersionCommand(t *testing.T) {
 		t.Errorf("version: %q %v", out, err)
 	}
 }
+
+// TestDrainTimeout: after SIGINT, running jobs get --drain-timeout to finish; a job that takes
+// longer is then canceled as on SIGTERM (its processes killed, the job canceled with the reason)
+// and the server exits 0. A job that ends within the time succeeds; queued jobs stay queued.
+func TestDrainTimeout(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, `
+pipelines:
+  long:
+    concurrency: 1
+    tasks: {t: {script: ["echo started", "sleep 60"]}}
+  quick:
+    tasks: {t: {script: ["echo started", "sleep 0.3"]}}
+`, "--drain-timeout", "1500ms").start()
+	long := s.schedule("long", nil)
+	queued := s.schedule("long", nil)
+	quick := s.schedule("quick", nil)
+	for _, id := range []string{long, quick} {
+		s.waitJob(id, 10*time.Second, "job running", func(j jobJSON) bool { return j.Status == "running" })
+	}
+	start := time.Now()
+	s.signal(syscall.SIGINT)
+	if code := s.wait(20 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond || d > 10*time.Second {
+		t.Errorf("exited %v after SIGINT, want just after the 1.5 s drain timeout", d)
+	}
+	if out := s.output.String(); !strings.Contains(out, "drain timeout elapsed") {
+		t.Errorf("the log does not say the drain timed out:\n%s", out)
+	}
+	// The canceled job's processes died with it: nothing the server started is left.
+	if left := markedProcesses(func(m string) bool { return m == s.marker }); len(left) > 0 {
+		t.Errorf("processes left after the drain timeout: %v", left)
+	}
+
+	s.restart()
+	if j := s.job(long); j.Status != "canceled" || j.LastError != "job canceled: server stopping (the drain timeout of 1.5s elapsed)" {
+		t.Errorf("the long job ended %s %q, want canceled with the drain timeout as its reason", j.Status, j.LastError)
+	}
+	if j := s.job(quick); j.Status != "succeeded" {
+		t.Errorf("the quick job ended %s %q, want succeeded within the drain time", j.Status, j.LastError)
+	}
+	if j := s.job(queued); j.Status != "queued" && j.Status != "running" {
+		t.Errorf("the queued job is %s %q after the restart, want it kept (queued, or running again)", j.Status, j.LastError)
+	}
+}

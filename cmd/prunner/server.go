@@ -264,17 +264,27 @@ func (s *server) shutdown(stop stopRequest, sigs <-chan os.Signal) error {
 }
 
 // stopRunner stops the runner as the signal asks. SIGINT drains: running jobs finish, and a
-// second signal cancels them. SIGTERM cancels the running jobs and waits until they have ended,
+// second signal, or the end of --drain-timeout, cancels them (queued jobs stay queued). SIGTERM cancels the running jobs and waits until they have ended,
 // unless a second signal says not to wait any longer.
 func (s *server) stopRunner(sig os.Signal, sigs <-chan os.Signal) {
 	r := s.runner
 	done := make(chan error, 1)
 	switch sig {
 	case syscall.SIGINT:
-		s.log.Info("SIGINT: draining, new schedules get 503; running jobs finish (send another signal to stop them)", "running", r.Running())
+		s.log.Info("SIGINT: draining, new schedules get 503; running jobs finish (send another signal to stop them)", "running", r.Running(), "drain_timeout", s.cfg.drainTimeout.String())
 		go func() { done <- r.Drain(context.Background()) }()
+		var timeout <-chan time.Time
+		if s.cfg.drainTimeout > 0 {
+			t := time.NewTimer(s.cfg.drainTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-done:
+		case <-timeout:
+			s.log.Warn("drain timeout elapsed: canceling running jobs", "drain_timeout", s.cfg.drainTimeout.String(), "running", r.Running())
+			r.CancelAllBecause("the drain timeout of " + s.cfg.drainTimeout.String() + " elapsed")
+			<-done
 		case sig2 := <-sigs:
 			s.log.Warn("second signal: canceling running jobs", "signal", sig2.String())
 			r.CancelAll()

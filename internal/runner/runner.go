@@ -514,17 +514,30 @@ func (r *Runner) Stop(ctx context.Context) error {
 
 // CancelAll cancels every running job with the server-stopping cause (used when a drain is cut
 // short by a second signal).
-func (r *Runner) CancelAll() {
+func (r *Runner) CancelAll() { r.cancelAll(errServerStopping) }
+
+// CancelAllBecause cancels every running job as CancelAll does, with reason in the jobs'
+// lastError ("job canceled: server stopping (<reason>)"), for example a drain that ran out of
+// time.
+func (r *Runner) CancelAllBecause(reason string) { r.cancelAll(stoppingError{reason: reason}) }
+
+func (r *Runner) cancelAll(cause error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopping = true
 	for _, jr := range r.running {
-		if !jr.requestCancel(errServerStopping) {
+		if !jr.requestCancel(cause) {
 			// Deciding its end (maybe running on_error): stop its processes all the same.
-			jr.cancel(errServerStopping)
+			jr.cancel(cause)
 		}
 	}
 }
+
+// stoppingError is errServerStopping with another reason than SIGTERM.
+type stoppingError struct{ reason string }
+
+func (e stoppingError) Error() string        { return "job canceled: server stopping (" + e.reason + ")" }
+func (e stoppingError) Is(target error) bool { return target == errServerStopping }
 
 func (r *Runner) beginClose() {
 	r.mu.Lock()
