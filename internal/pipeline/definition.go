@@ -36,6 +36,9 @@ type Definition struct {
 	QueueStrategy       QueueStrategy `json:"queueStrategy"`
 	QueuePartitionLimit int           `json:"queuePartitionLimit,omitempty"`
 	StartDelay          time.Duration `json:"startDelay,omitempty"`
+	// ReplaceVariables says, per variable (replace_variables), how a job that replaces waiting
+	// jobs takes over their values; a variable not named keeps the new request's value.
+	ReplaceVariables map[string]VariableMerge `json:"replaceVariables,omitempty"`
 
 	ContinueRunningTasksAfterFailure bool `json:"continueRunningTasksAfterFailure,omitempty"`
 

@@ -32,7 +32,7 @@ func Parse(file string, data []byte) (defs map[string]*Definition, warnings, err
 var (
 	topLevelKeys = []string{"pipelines"}
 	pipelineKeys = []string{
-		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay",
+		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay", "replace_variables",
 		"continue_running_tasks_after_failure", "retention_period", "retention_count", "timeout", "env", "tasks",
 		"on_error",
 	}
@@ -237,6 +237,8 @@ func (p *fileParser) parsePipeline(e entry) *parsedPipeline {
 			d.Timeout, ok = p.durationValue(v, where, s.name)
 		case "env":
 			d.Env = p.env(v, where, fmt.Sprintf("pipeline %q", name))
+		case "replace_variables":
+			d.ReplaceVariables, ok = p.replaceVariables(v, where)
 		case "tasks":
 			p.parseTasks(pp, v, where)
 		case "on_error":
@@ -399,6 +401,32 @@ func (p *fileParser) dependsOn(n *yaml.Node, where string) []string {
 
 // env reads environment variables. Scalar values of any type keep the form they were written in
 // (PORT: 8080 gives "8080", DEBUG: yes gives "yes"); null gives "".
+// replaceVariables reads replace_variables: a mapping of variable names to a merge strategy.
+func (p *fileParser) replaceVariables(n *yaml.Node, where string) (map[string]VariableMerge, bool) {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: replace_variables must be a mapping of variable names to append or replace, got %s", where, describe(n))
+		return nil, false
+	}
+	entries := p.entries(n, "replace_variables of "+where)
+	out := make(map[string]VariableMerge, len(entries))
+	ok := true
+	for _, e := range entries {
+		v, valid := p.stringValue(e.value, where, "replace_variables."+e.name)
+		if !valid {
+			ok = false
+			continue
+		}
+		switch m := VariableMerge(v); m {
+		case MergeAppend, MergeReplace:
+			out[e.name] = m
+		default:
+			p.errorf(e.value, "%s: replace_variables.%s must be append or replace, got %q", where, e.name, v)
+			ok = false
+		}
+	}
+	return out, ok
+}
+
 func (p *fileParser) env(n *yaml.Node, where, what string) map[string]string {
 	if isNull(n) {
 		return nil

@@ -41,6 +41,9 @@ func (p *fileParser) validate(pp *parsedPipeline) {
 	_, hasPartitionLimit := pp.keys["queue_partition_limit"]
 	switch d.QueueStrategy {
 	case QueueAppend, QueueReplace:
+		if _, set := pp.keys["replace_variables"]; set && d.QueueStrategy == QueueAppend {
+			errorf("replace_variables", "replace_variables is only used if queue_strategy=replace|partitioned_replace: with append no job replaces another")
+		}
 		if hasPartitionLimit {
 			errorf("queue_partition_limit", "queue_partition_limit is not allowed if queue_strategy=append|replace, use queue_limit instead")
 		}

@@ -23,7 +23,9 @@ type Store interface {
 	// with p.Definition.Admit on the pipeline's current state, whether it starts at once (stored
 	// running, Start set to p.Now), waits (stored queued) or is rejected (the error of Admit,
 	// nothing stored). Waiting jobs named by the decision's Replace end as replaced (End = p.Now,
-	// ReplacedBy = the new job's ID). The job is durable when Admit returns.
+	// ReplacedBy = the new job's ID), and the new job is stored with the variables that
+	// pipeline.MergeReplacedVariables gives for them (replace_variables). The job is durable when
+	// Admit returns.
 	Admit(ctx context.Context, p AdmitParams) (AdmitResult, error)
 
 	// Claim starts, in one transaction, the queued jobs of a pipeline that pipeline.Claimable

@@ -116,7 +116,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.ws.insertTask, `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,
 			ended_at, exit_code, errored, error, attempt, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.ws.replaceJob, `UPDATE jobs SET status = '` + string(pipeline.JobReplaced) + `', ended_at = ?, replaced_by = ?
-			WHERE id = ? AND pipeline = ? AND status = '` + string(pipeline.JobQueued) + `' RETURNING seq`},
+			WHERE id = ? AND pipeline = ? AND status = '` + string(pipeline.JobQueued) + `' RETURNING seq, variables`},
 		{&s.ws.skipTasks, `UPDATE tasks SET status = '` + string(pipeline.TaskSkipped) + `'
 			WHERE job_seq = ? AND status IN ` + openTaskStatuses},
 		{&s.ws.startJob, `UPDATE jobs SET status = '` + string(pipeline.JobRunning) + `', started_at = ? WHERE seq = ?`},

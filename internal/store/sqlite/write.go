@@ -76,10 +76,14 @@ func (s *Store) admit(ctx context.Context, p store.AdmitParams, enc encodedJob, 
 		return err
 	}
 	if len(decision.Replace) > 0 {
-		if err := s.replaceWaiting(ctx, p, decision.Replace); err != nil {
+		replacedVars, err := s.replaceWaiting(ctx, p, decision.Replace)
+		if err != nil {
 			return err
 		}
 		res.Replaced = slices.Clone(decision.Replace)
+		if enc, err = carryOverVariables(p, replacedVars, enc); err != nil {
+			return err
+		}
 	}
 	if err := s.insertAdmitted(ctx, p, enc, decision.Start); err != nil {
 		return err
@@ -126,20 +130,46 @@ func (s *Store) decideAdmission(ctx context.Context, p store.AdmitParams) (pipel
 }
 
 // replaceWaiting ends the waiting jobs ids as replaced by the new job, their tasks skipped,
-// and writes their records.
-func (s *Store) replaceWaiting(ctx context.Context, p store.AdmitParams, ids []string) error {
+// and writes their records. It returns the replaced jobs' variables in the order of ids (the
+// wait list's, oldest first), still encoded.
+func (s *Store) replaceWaiting(ctx context.Context, p store.AdmitParams, ids []string) ([]sql.NullString, error) {
 	j := p.Job
 	seqs := make([]int64, len(ids))
+	vars := make([]sql.NullString, len(ids))
 	for i, id := range ids {
-		if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seqs[i]); err != nil {
-			return fmt.Errorf("replace job %s: %w", id, err)
+		if err := s.ws.replaceJob.QueryRowContext(ctx, nanos(p.Now), j.ID, id, j.Pipeline).Scan(&seqs[i], &vars[i]); err != nil {
+			return nil, fmt.Errorf("replace job %s: %w", id, err)
 		}
 		if _, err := s.ws.skipTasks.ExecContext(ctx, seqs[i]); err != nil {
-			return fmt.Errorf("replace job %s: skip tasks: %w", id, err)
+			return nil, fmt.Errorf("replace job %s: skip tasks: %w", id, err)
 		}
 	}
 	slices.Sort(seqs)
-	return s.writeRecords(ctx, seqs)
+	return vars, s.writeRecords(ctx, seqs)
+}
+
+// carryOverVariables applies the pipeline's replace_variables: the new job takes over values of
+// the jobs it replaces (pipeline.MergeReplacedVariables), and what it stores, runs with and shows
+// are the merged variables. Without replace_variables, enc is returned as it is.
+func carryOverVariables(p store.AdmitParams, replaced []sql.NullString, enc encodedJob) (encodedJob, error) {
+	if len(p.Definition.ReplaceVariables) == 0 {
+		return enc, nil
+	}
+	olds := make([]map[string]any, len(replaced))
+	for i, col := range replaced {
+		m, err := decodeVariables(col)
+		if err != nil {
+			return enc, fmt.Errorf("replaced job's variables: %w", err)
+		}
+		olds[i] = m
+	}
+	merged := pipeline.MergeReplacedVariables(p.Definition, olds, p.Job.Variables)
+	vars, err := encodeVariables(merged)
+	if err != nil {
+		return enc, err
+	}
+	enc.vars = vars
+	return enc, nil
 }
 
 // insertAdmitted inserts the new job, running when start is true and else queued, with its

@@ -258,6 +258,25 @@ func testAdmitReplaced(t *testing.T, open func(t *testing.T) store.Store) {
 	f.wantStatus("j2", pipeline.JobReplaced)
 }
 
+// testAdmitReplaceVariables: a job that replaces waiting jobs takes over the values of the
+// variables that replace_variables appends, along a chain of replacements, and stores them.
+func testAdmitReplaceVariables(t *testing.T, open func(t *testing.T) store.Store) {
+	f := newFixture(t, open)
+	d := testDefinition("p", 1, strategy(pipeline.QueueReplace), queueLimit(1))
+	d.ReplaceVariables = map[string]pipeline.VariableMerge{"documents": pipeline.MergeAppend}
+	f.admitStarted(d, at(0), "j1")
+	for i, docs := range [][]any{{"a"}, {"b", "a"}, {"c"}} {
+		j := newJob(d, fmt.Sprintf("w%d", i), at(i+1))
+		j.Variables = map[string]any{"documents": docs, "n": i}
+		f.admit(d, j, at(i+1))
+	}
+	got := f.job("w2").Variables
+	if docs := fmt.Sprint(got["documents"]); docs != "[a b c]" || fmt.Sprint(got["n"]) != "2" {
+		t.Errorf("w2 variables = %v, want documents [a b c] and the newest n", got)
+	}
+	f.wantStatus("w1", pipeline.JobReplaced)
+}
+
 func testAdmitDuplicateID(t *testing.T, open func(t *testing.T) store.Store) {
 	f := newFixture(t, open)
 	d := testDefinition("p", 1)

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AdmitStoresJob", testAdmitStoresJob},
 		{"AdmitRejectedStoresNothing", testAdmitRejectedStoresNothing},
 		{"AdmitReplaced", testAdmitReplaced},
+		{"AdmitReplaceVariables", testAdmitReplaceVariables},
 		{"AdmitDuplicateID", testAdmitDuplicateID},
 		{"AdmitConcurrent", testAdmitConcurrent},
 		{"AdmitIdempotencyKey", testAdmitIdempotencyKey},
