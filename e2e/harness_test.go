@@ -396,6 +396,7 @@ type jobJSON struct {
 
 	Status         string `json:"status"`
 	QueuePartition string `json:"queuePartition"`
+	ReplacedBy     string `json:"replacedBy"`
 }
 
 type taskJSON struct {

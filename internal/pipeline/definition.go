@@ -39,6 +39,10 @@ type Definition struct {
 	// ReplaceVariables says, per variable (replace_variables), how a job that replaces waiting
 	// jobs takes over their values; a variable not named keeps the new request's value.
 	ReplaceVariables map[string]VariableMerge `json:"replaceVariables,omitempty"`
+	// InterruptRunning (interrupt_running, with replace or partitioned_replace): a new job does
+	// not wait behind a running job of the pipeline (of its partition): the running job is
+	// canceled, and the new job takes its slot once the old one's processes are gone.
+	InterruptRunning bool `json:"interruptRunning,omitempty"`
 
 	ContinueRunningTasksAfterFailure bool `json:"continueRunningTasksAfterFailure,omitempty"`
 

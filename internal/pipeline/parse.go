@@ -32,7 +32,7 @@ func Parse(file string, data []byte) (defs map[string]*Definition, warnings, err
 var (
 	topLevelKeys = []string{"pipelines"}
 	pipelineKeys = []string{
-		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay", "replace_variables",
+		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay", "replace_variables", "interrupt_running",
 		"continue_running_tasks_after_failure", "retention_period", "retention_count", "timeout", "env", "tasks",
 		"on_error",
 	}
@@ -237,6 +237,8 @@ func (p *fileParser) parsePipeline(e entry) *parsedPipeline {
 			d.Timeout, ok = p.durationValue(v, where, s.name)
 		case "env":
 			d.Env = p.env(v, where, fmt.Sprintf("pipeline %q", name))
+		case "interrupt_running":
+			d.InterruptRunning, ok = p.boolValue(v, where, s.name)
 		case "replace_variables":
 			d.ReplaceVariables, ok = p.replaceVariables(v, where)
 		case "tasks":

@@ -111,3 +111,31 @@ func cloneVars(m map[string]any) map[string]any {
 	}
 	return out
 }
+
+func TestParseInterruptRunning(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		yaml    string
+		want    bool
+		wantErr string
+	}{
+		{"    queue_strategy: replace\n    interrupt_running: true\n", true, ""},
+		{"    queue_strategy: partitioned_replace\n    queue_partition_limit: 1\n    interrupt_running: true\n", true, ""},
+		{"    queue_strategy: replace\n    interrupt_running: false\n", false, ""},
+		{"    interrupt_running: true\n", false, `pipelines.yml:3: pipeline "p": interrupt_running is only used if queue_strategy=replace|partitioned_replace: with append a new job waits its turn`},
+	}
+	for _, tt := range tests {
+		defs, _, errs := Parse("pipelines.yml", []byte("pipelines:\n  p:\n"+tt.yaml+"    tasks: {a: {script: [x]}}\n"))
+		var want []string
+		if tt.wantErr != "" {
+			want = []string{tt.wantErr}
+		}
+		if got := problemStrings(errs); !slices.Equal(got, want) {
+			t.Errorf("%q: errors\n got %q\nwant %q", tt.yaml, got, want)
+			continue
+		}
+		if tt.wantErr == "" && defs["p"].InterruptRunning != tt.want {
+			t.Errorf("%q: InterruptRunning = %v, want %v", tt.yaml, defs["p"].InterruptRunning, tt.want)
+		}
+	}
+}

@@ -44,6 +44,9 @@ func (p *fileParser) validate(pp *parsedPipeline) {
 		if _, set := pp.keys["replace_variables"]; set && d.QueueStrategy == QueueAppend {
 			errorf("replace_variables", "replace_variables is only used if queue_strategy=replace|partitioned_replace: with append no job replaces another")
 		}
+		if d.InterruptRunning && d.QueueStrategy == QueueAppend {
+			errorf("interrupt_running", "interrupt_running is only used if queue_strategy=replace|partitioned_replace: with append a new job waits its turn")
+		}
 		if hasPartitionLimit {
 			errorf("queue_partition_limit", "queue_partition_limit is not allowed if queue_strategy=append|replace, use queue_limit instead")
 		}

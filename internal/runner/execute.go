@@ -125,8 +125,9 @@ func (jr *jobRun) run() {
 		}
 	}
 
+	canceled := jr.finalize()
 	end := decideOutcome(runEnd{
-		canceled:   jr.finalize(),
+		canceled:   canceled,
 		timeout:    timedOut(jobCtx),
 		failure:    failure,
 		unfinished: d.unfinished(),
@@ -143,6 +144,7 @@ func (jr *jobRun) run() {
 		LastError:    end.lastError,
 		PendingTasks: pipeline.TaskSkipped,
 		RunningTasks: pipeline.TaskCanceled,
+		ReplacedBy:   interruptedBy(canceled),
 	})
 	jr.r.cfg.Observer.JobFinished(jr.job.Pipeline, end.status, time.Since(started))
 	log.Info("job finished", "status", end.status, "duration_ms", time.Since(started).Milliseconds(), "last_error", end.lastError)

@@ -255,11 +255,62 @@ func (r *Runner) Schedule(ctx context.Context, req pipeline.ScheduleRequest) (st
 		start := now
 		job.Start = &start
 		r.launch(job)
-	} else if !job.StartAfter.IsZero() {
-		r.armTimer(def.Name, job.StartAfter)
+	} else {
+		if def.InterruptRunning {
+			r.interruptFor(job)
+		}
+		if !job.StartAfter.IsZero() {
+			r.armTimer(def.Name, job.StartAfter)
+		}
 	}
 	r.log.Info("job scheduled", "job_id", job.ID, "pipeline", def.Name, "user", req.User, "started", res.Started)
 	return job.ID, nil
+}
+
+// interruptFor makes room for a new job of an interrupt_running pipeline that had to wait: it
+// cancels the running job of the pipeline (of the new job's partition, with
+// partitioned_replace) that started first, with the new job as the cause. The new job takes the
+// slot when the interrupted job's end is stored, which is after its processes are gone, so
+// the pipeline's concurrency is never exceeded.
+func (r *Runner) interruptFor(job *pipeline.Job) {
+	partitioned := job.Definition.QueueStrategy == pipeline.QueuePartitionedReplace
+	r.mu.Lock()
+	var oldest *jobRun
+	for _, jr := range r.running {
+		j := jr.job
+		if j.Pipeline != job.Pipeline || j.ID == job.ID || partitioned && j.QueuePartition != job.QueuePartition {
+			continue
+		}
+		if oldest == nil || j.Start != nil && oldest.job.Start != nil && j.Start.Before(*oldest.job.Start) {
+			oldest = jr
+		}
+	}
+	r.mu.Unlock()
+	if oldest == nil {
+		return
+	}
+	if oldest.requestCancel(interruptedError{by: job.ID}) {
+		r.log.Info("running job interrupted by a new job (interrupt_running)", "job_id", oldest.job.ID, "replaced_by", job.ID, "pipeline", job.Pipeline)
+	}
+}
+
+// interruptedError is the cancel cause of a job that a newer job interrupted (interrupt_running).
+type interruptedError struct{ by string }
+
+func (e interruptedError) Error() string {
+	return "job canceled: interrupted by the newer job " + e.by + " (interrupt_running)"
+}
+
+// Is makes an interrupted job count as canceled on request: on_error does not run.
+func (e interruptedError) Is(target error) bool { return target == errCanceledByRequest }
+
+// interruptedBy returns the job that interrupted a job canceled with cause; "" for other causes.
+func interruptedBy(cause error) string {
+	var ie interruptedError
+	if errors.As(cause, &ie) {
+		return ie.by
+	}
+	return ""
 }
 
 // Cancel cancels a queued or running job. Canceling an already canceled job is a no-op;

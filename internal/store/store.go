@@ -168,6 +168,9 @@ type FinishParams struct {
 	PendingTasks pipeline.TaskStatus
 	// RunningTasks is the status given to tasks still marked running (normally canceled).
 	RunningTasks pipeline.TaskStatus
+	// ReplacedBy, when not empty, is the job that interrupted this one (interrupt_running): it
+	// is stored as the job's ReplacedBy.
+	ReplacedBy string
 }
 
 // JobQuery selects jobs for Store.Jobs. The zero value lists every job.

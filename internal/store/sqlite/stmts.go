@@ -139,7 +139,8 @@ func (s *Store) prepare(ctx context.Context) error {
 				exit_code = ?7, errored = ?8, error = ?9, attempt = ?10, attempts = ?11
 			WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?1) AND name = ?2`},
 		{&s.ws.markErrored, `UPDATE jobs SET errored = 1 WHERE id = ?`},
-		{&s.ws.finishJob, `UPDATE jobs SET status = ?1, ended_at = ?2, last_error = ?3, errored = errored OR ?4
+		{&s.ws.finishJob, `UPDATE jobs SET status = ?1, ended_at = ?2, last_error = ?3, errored = errored OR ?4,
+			replaced_by = COALESCE(NULLIF(?6, ''), replaced_by)
 			WHERE seq = ?5`},
 		// Tasks that were running get the end time of the job; waiting ones never started.
 		{&s.ws.finishTasks, `UPDATE tasks SET

@@ -388,7 +388,7 @@ func (s *Store) finishJob(ctx context.Context, p store.FinishParams) error {
 	}
 	end := nanos(p.End)
 	if _, err := s.ws.finishJob.ExecContext(ctx,
-		string(p.Status), end, p.LastError, p.Status == pipeline.JobFailed, seq); err != nil {
+		string(p.Status), end, p.LastError, p.Status == pipeline.JobFailed, seq, p.ReplacedBy); err != nil {
 		return err
 	}
 	if _, err := s.ws.finishTasks.ExecContext(ctx, string(running), string(pending), end, seq); err != nil {
