@@ -37,6 +37,8 @@ const usage = `prunner — an embeddable pipeline runner
 
 Usage:
   prunner [flags]            serve the pipelines and the API (default)
+  prunner [flags] validate   load the pipeline files as the server would (--path, --pattern) and
+                             print every error and warning with file:line; exit 1 on an error
   prunner [flags] debug      print an Authorization header with a token for the API
   prunner version            print the version
   prunner help               show this help

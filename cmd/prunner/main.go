@@ -83,14 +83,42 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 		fmt.Fprintf(stdout, "Send this header with API requests (the token does not expire; keep it secret):\n\nAuthorization: Bearer %s\n", token)
 		return 0
+	case "validate":
+		return validate(cfg, stdout)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		fmt.Fprintln(stdout, "Run `prunner -h` for the flags.")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "prunner: unknown command %q (commands: debug, version, help)\n", cfg.command)
+		fmt.Fprintf(stderr, "prunner: unknown command %q (commands: validate, debug, version, help)\n", cfg.command)
 		return 2
 	}
+}
+
+// validate loads the definitions exactly as the server would and prints every problem, errors
+// first, each with its file and line, then a summary line. It returns the exit code: 1 when a
+// definition has an error, 0 otherwise (warnings included), so that a host app's CI can run it.
+func validate(cfg *config, stdout io.Writer) int {
+	set, warnings, err := pipeline.Load(cfg.path, cfg.pattern)
+	var errs []pipeline.Problem
+	var loadErr *pipeline.LoadError
+	if errors.As(err, &loadErr) {
+		errs = loadErr.Problems
+	} else if err != nil {
+		errs = []pipeline.Problem{{File: cfg.path, Message: err.Error()}}
+	}
+	for _, p := range errs {
+		fmt.Fprintf(stdout, "error: %s\n", p)
+	}
+	for _, p := range warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", p)
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(stdout, "invalid: %d errors, %d warnings\n", len(errs), len(warnings))
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok: %d pipelines, %d warnings\n", len(set.Pipelines), len(warnings))
+	return 0
 }
 
 // loadDefinitions loads the pipeline files and logs their warnings.
