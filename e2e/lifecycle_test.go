@@ -408,3 +408,22 @@ pipelines:
 		t.Errorf("the queued job is %s %q after the restart, want it kept (queued, or running again)", j.Status, j.LastError)
 	}
 }
+
+// TestSyncFull: a server with --sync-full (synchronous=FULL) runs jobs and keeps them across a
+// restart like the default.
+func TestSyncFull(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, "pipelines:\n  p:\n    tasks: {t: {script: [\"echo durable\"]}}\n", "--sync-full").start()
+	id := s.schedule("p", nil)
+	if j := s.waitFinished(id); j.Status != "succeeded" {
+		t.Fatalf("job %s %q", j.Status, j.LastError)
+	}
+	s.signal(syscall.SIGINT)
+	if code := s.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	s.restart()
+	if j := s.job(id); j.Status != "succeeded" {
+		t.Errorf("after a restart the job is %s", j.Status)
+	}
+}

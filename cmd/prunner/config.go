@@ -22,6 +22,7 @@ type config struct {
 	watch           bool
 	pollInterval    time.Duration
 	drainTimeout    time.Duration
+	syncFull        bool
 	verbose         bool
 	disableANSI     bool
 	enableProfiling bool
@@ -104,6 +105,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	errs = append(errs, boolean(&c.disableANSI, "disable-ansi", "PRUNNER_DISABLE_ANSI", "no ANSI colours in logs (prunner's logs never use them; accepted for compatibility)"))
 	errs = append(errs, boolean(&c.enableProfiling, "enable-profiling", "PRUNNER_ENABLE_PROFILING", "serve pprof at /debug/pprof/ (behind auth)"))
 	errs = append(errs, boolean(&c.metricsPublic, "metrics-public", "PRUNNER_METRICS_PUBLIC", "serve /metrics without a token (for a Prometheus on a trusted network)"))
+	errs = append(errs, boolean(&c.syncFull, "sync-full", "PRUNNER_SYNC_FULL", "fsync the store on every commit (SQLite synchronous=FULL): an acknowledged job survives a power loss too, not only a crash of the process"))
 	errs = append(errs, duration(&c.drainTimeout, "drain-timeout", "PRUNNER_DRAIN_TIMEOUT", 0, "after SIGINT, how long running jobs get to finish before they are canceled as on SIGTERM (0: no limit)"))
 	errs = append(errs, duration(&c.killGrace, "kill-grace", "PRUNNER_KILL_GRACE", 2*time.Second, "time a canceled task gets after SIGINT and again after SIGTERM before SIGKILL"))
 	for _, err := range errs {

@@ -167,7 +167,7 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		return err
 	}
 	s.unlock = unlock
-	st, err := sqlite.Open(ctx, filepath.Join(s.cfg.data, "prunner.db"))
+	st, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.data, "prunner.db"), sqlite.Options{SynchronousFull: s.cfg.syncFull})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", s.cfg.data, err)
 	}
