@@ -198,23 +198,7 @@ func TestCLIScheduleWait(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			if tt.cancel {
-				// Cancel the job as soon as it runs, from the side, as an operator would.
-				go func() {
-					deadline := time.Now().Add(15 * time.Second)
-					for time.Now().Before(deadline) {
-						_, body := s.do("GET", "/jobs?pipeline=slow&status=running", nil)
-						var list struct {
-							Jobs []struct {
-								ID string `json:"id"`
-							} `json:"jobs"`
-						}
-						if json.Unmarshal(body, &list) == nil && len(list.Jobs) > 0 {
-							s.do("POST", "/job/cancel?id="+list.Jobs[0].ID, nil)
-							return
-						}
-						time.Sleep(50 * time.Millisecond)
-					}
-				}()
+				go s.cancelWhenRunning("slow")
 			}
 			r := s.cli(tt.args...)
 			r.expect(t, tt.code, nil, tt.wantStderr)
@@ -237,6 +221,25 @@ func TestCLIScheduleWait(t *testing.T) {
 			t.Errorf("stdout %q, want the variable's value", out)
 		}
 	})
+}
+
+// cancelWhenRunning cancels the first running job of pipeline as soon as there is one, from the
+// side, as an operator would; it gives up after 15 s (the test then fails on the job's outcome).
+func (s *server) cancelWhenRunning(pipeline string) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body := s.do("GET", "/jobs?status=running&pipeline="+pipeline, nil)
+		var list struct {
+			Jobs []struct {
+				ID string `json:"id"`
+			} `json:"jobs"`
+		}
+		if json.Unmarshal(body, &list) == nil && len(list.Jobs) > 0 {
+			s.do("POST", "/job/cancel?id="+list.Jobs[0].ID, nil)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestCLILogs: `prunner logs JOB TASK` prints the task's stdout and stderr; without TASK every
@@ -280,10 +283,14 @@ func TestCLIScheduleFollow(t *testing.T) {
 		{"one task: no prefix", "ok", 0, []string{"hello world\n"}, []string{"warn\n", "succeeded"}},
 		{"several tasks: prefixed", "two", 0, []string{"[first] one\n", "[first] two\n"}, []string{"[second] three\n"}},
 		{"failed", "fail", 1, []string{"failing\n"}, []string{"failed"}},
+		{"canceled", "slow", 3, nil, []string{"canceled"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			if tt.pipeline == "slow" {
+				go s.cancelWhenRunning("slow")
+			}
 			s.cli("schedule", tt.pipeline, "--follow").expect(t, tt.code, tt.wantStdout, tt.wantStderr)
 		})
 	}
