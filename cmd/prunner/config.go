@@ -41,6 +41,10 @@ Usage:
   prunner [flags] validate   load the pipeline files as the server would (--path, --pattern) and
                              print every error and warning with file:line; exit 1 on an error
   prunner [flags] debug      print an Authorization header with a token for the API
+  prunner jobs [flags]       list jobs of a running server, newest first
+  prunner cancel JOB         cancel a job
+  prunner schedule PIPELINE  schedule a job; --wait or --follow until it ends
+  prunner logs JOB [TASK]    print a job's task output; -f follows it live
   prunner version            print the version
   prunner help               show this help
 
@@ -123,6 +127,14 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	rest := fs.Args()
 	if len(rest) > 0 {
 		c.command = rest[0]
+		if clientCommands[c.command] {
+			// A client command parses its own flags (and the global ones it needs, with the
+			// values read so far as defaults): see cli.go.
+			c.args = rest[1:]
+			rest = nil
+		}
+	}
+	if len(rest) > 0 {
 		// Flags may also follow the command (prunner debug --config x).
 		if err := fs.Parse(rest[1:]); err != nil {
 			return nil, err
