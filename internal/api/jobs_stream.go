@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -72,7 +70,9 @@ func (h *handlers) streamJobList(c *fiber.Ctx, prefix []byte, q store.JobQuery) 
 			return err
 		}
 	}
-	s.watchShutdown(c.Context().Conn())
+	// A list stops at its next batch when the server shuts down (Read checks done); a client
+	// that stopped reading must not hold the shutdown either.
+	s.stopWatch = watchShutdown(h.done, c.Context().Conn(), nil)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	size := -1 // chunked: the server sends the body as it reads it
 	if s.pos.End {
@@ -207,26 +207,4 @@ func (s *jobListStream) Close() error {
 		}
 	})
 	return nil
-}
-
-// watchShutdown bounds the writes of the list once the server shuts down: a client that stopped
-// reading would otherwise hold the shutdown (which waits for open connections) forever.
-func (s *jobListStream) watchShutdown(conn net.Conn) {
-	if s.done == nil || conn == nil {
-		return
-	}
-	quit := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		select {
-		case <-s.done:
-			_ = conn.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
-		case <-quit:
-		}
-	}()
-	s.stopWatch = func() {
-		close(quit)
-		<-stopped
-	}
 }

@@ -202,11 +202,20 @@ func (s *liveStream) write(ctx context.Context, w *bufio.Writer, ev logfollow.Ev
 	return nil
 }
 
-// watchShutdown ends the stream when the server shuts down: it cancels the follow and bounds
-// the time a write to the connection may still take. The returned function stops watching; it
-// returns once the watcher has stopped, so nothing touches the connection after the response.
+// watchShutdown ends the stream when the server shuts down (see watchShutdown): the follow is
+// canceled and the connection's writes are bounded.
 func (s *liveStream) watchShutdown(cancel context.CancelFunc) (stop func()) {
-	if s.done == nil {
+	return watchShutdown(s.done, s.conn, cancel)
+}
+
+// watchShutdown is how a response that is written after its handler returned (a live log, a
+// streamed job list) ends when the server shuts down: when done is closed, onDone runs (nil:
+// nothing to do) and a write to conn fails after shutdownWriteGrace, so that a client that
+// stopped reading cannot hold the shutdown, which waits for open connections. The returned
+// function stops watching; it returns once the watcher has stopped, so nothing touches the
+// connection after the response. A nil done never fires.
+func watchShutdown(done <-chan struct{}, conn net.Conn, onDone func()) (stop func()) {
+	if done == nil {
 		return func() {}
 	}
 	quit := make(chan struct{})
@@ -214,10 +223,12 @@ func (s *liveStream) watchShutdown(cancel context.CancelFunc) (stop func()) {
 	go func() {
 		defer close(stopped)
 		select {
-		case <-s.done:
-			cancel()
-			if s.conn != nil {
-				_ = s.conn.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
+		case <-done:
+			if onDone != nil {
+				onDone()
+			}
+			if conn != nil {
+				_ = conn.SetWriteDeadline(time.Now().Add(shutdownWriteGrace))
 			}
 		case <-quit:
 		}

@@ -42,37 +42,16 @@ func (s *Store) EachJobFrom(ctx context.Context, q store.JobQuery, from store.Li
 			}
 			args = append(args, from.Key)
 		}
-		query := "SELECT seq, final_record FROM jobs" + where + " ORDER BY seq DESC"
-		if q.Limit > 0 {
-			query += " LIMIT ?"
-			args = append(args, q.Limit)
-		}
-		rows, err := tx.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
 		l := listers.Get().(*jobLister)
 		defer l.release()
 		l.ctx, l.tx, l.s, l.fn = ctx, tx, s, fn
 		l.withoutTasks, l.varsAsJSON, l.reuse = q.WithoutTasks, q.VariablesAsJSON, true
-		var (
-			seq intCol
-			rec sql.RawBytes
-			n   int
-		)
-		for rows.Next() {
-			if err := rows.Scan(&seq, &rec); err != nil {
-				return err
-			}
-			if err := l.add(seq.V, rec); err != nil {
-				return err
-			}
-			next.Key = seq.V
-			n++
-		}
-		if err := rows.Err(); err != nil {
+		last, n, err := l.list(where, args, q.Limit)
+		if err != nil {
 			return err
+		}
+		if n > 0 {
+			next.Key = last
 		}
 		// A batch shorter than asked for read the list to its end.
 		next.End = q.Limit <= 0 || n < q.Limit

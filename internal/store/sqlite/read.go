@@ -160,30 +160,8 @@ func (s *Store) eachJob(ctx context.Context, q store.JobQuery, reuse bool, fn fu
 		if err != nil {
 			return err
 		}
-		query := "SELECT seq, final_record FROM jobs" + where + " ORDER BY seq DESC"
-		if q.Limit > 0 {
-			query += " LIMIT ?"
-			args = append(args, q.Limit)
-		}
-		rows, err := tx.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
 		l := jobLister{ctx: ctx, tx: tx, s: s, fn: fn, withoutTasks: q.WithoutTasks, varsAsJSON: q.VariablesAsJSON, reuse: reuse}
-		var (
-			seq intCol
-			rec sql.RawBytes
-		)
-		for rows.Next() {
-			if err := rows.Scan(&seq, &rec); err != nil {
-				return err
-			}
-			if err := l.add(seq.V, rec); err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
+		if _, _, err := l.list(where, args, q.Limit); err != nil {
 			return err
 		}
 		return l.flush()
@@ -192,6 +170,36 @@ func (s *Store) eachJob(ctx context.Context, q store.JobQuery, reuse bool, fn fu
 		return fmt.Errorf("list jobs: %w", err)
 	}
 	return nil
+}
+
+// list reads the jobs that match where (with args) newest first, at most limit of them (0: all),
+// into l, and returns the seq of the last one and how many it read. The caller flushes l.
+func (l *jobLister) list(where string, args []any, limit int) (last int64, n int, err error) {
+	query := "SELECT seq, final_record FROM jobs" + where + " ORDER BY seq DESC"
+	if limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := l.tx.QueryContext(l.ctx, query, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	var (
+		seq intCol
+		rec sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &rec); err != nil {
+			return 0, 0, err
+		}
+		if err := l.add(seq.V, rec); err != nil {
+			return 0, 0, err
+		}
+		last = seq.V
+		n++
+	}
+	return last, n, rows.Err()
 }
 
 // jobFilter returns the WHERE clause (with a leading space, or empty) and its arguments for q.
