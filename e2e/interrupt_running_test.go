@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,7 +12,8 @@ import (
 
 // interruptPipelines: each job records whether the job it follows still has a live process
 // (pid-<prev>; a zombie that its parent has not reaped yet is dead), then runs a long process
-// whose PID it writes to pid-<n>.
+// whose PID it writes to pid-<n>. An empty pid file (a process killed between the shell's
+// truncate and its write) is no process: without the test -n, /proc//stat is /proc/stat.
 const interruptPipelines = `
 pipelines:
   deploy:
@@ -20,7 +23,7 @@ pipelines:
     tasks:
       run:
         script:
-          - 'if test -n "{{ .prev }}" && st=$(cut -d" " -f3 /proc/$(cat pid-{{ .prev }} 2>/dev/null || echo none)/stat 2>/dev/null) && test "$st" != Z; then echo old-alive; else echo old-gone; fi'
+          - 'if test -n "{{ .prev }}" && p=$(cat pid-{{ .prev }} 2>/dev/null) && test -n "$p" && st=$(cut -d" " -f3 /proc/$p/stat 2>/dev/null) && test "$st" != Z; then echo old-alive; else echo old-gone; fi'
           - "sh -c 'echo $$ > pid-{{ .n }}; exec sleep 60'"
     on_error:
       script: ["echo on_error ran"]
@@ -32,7 +35,7 @@ pipelines:
     tasks:
       run:
         script:
-          - 'if test -n "{{ .prev }}" && st=$(cut -d" " -f3 /proc/$(cat pid-{{ .prev }} 2>/dev/null || echo none)/stat 2>/dev/null) && test "$st" != Z; then echo old-alive; else echo old-gone; fi'
+          - 'if test -n "{{ .prev }}" && p=$(cat pid-{{ .prev }} 2>/dev/null) && test -n "$p" && st=$(cut -d" " -f3 /proc/$p/stat 2>/dev/null) && test "$st" != Z; then echo old-alive; else echo old-gone; fi'
           - "sh -c 'echo $$ > pid-{{ .n }}; exec sleep 60'"
 `
 
@@ -77,7 +80,7 @@ func TestInterruptRunning(t *testing.T) {
 	}()
 
 	first := s.schedule("deploy", map[string]any{"n": "1", "prev": ""})
-	waitLog(t, s, first, "run", "old-gone")
+	waitPIDFile(t, s, "1")
 	second := s.schedule("deploy", map[string]any{"n": "2", "prev": "1"})
 	j := s.waitFinished(first)
 	if j.Status != "canceled" || j.ReplacedBy != second || !strings.Contains(j.LastError, "interrupted by the newer job "+second) {
@@ -101,8 +104,8 @@ func TestInterruptRunning(t *testing.T) {
 	// partitioned_replace: a2 interrupts a1, b1 runs on.
 	a1 := s.trySchedulePartition(t, "tenant_deploy", map[string]any{"n": "a1", "prev": ""}, "a")
 	b1 := s.trySchedulePartition(t, "tenant_deploy", map[string]any{"n": "b1", "prev": ""}, "b")
-	waitLog(t, s, a1, "run", "old-gone")
-	waitLog(t, s, b1, "run", "old-gone")
+	waitPIDFile(t, s, "a1")
+	waitPIDFile(t, s, "b1")
 	a2 := s.trySchedulePartition(t, "tenant_deploy", map[string]any{"n": "a2", "prev": "a1"}, "a")
 	if j := s.waitFinished(a1); j.Status != "canceled" || j.ReplacedBy != a2 {
 		t.Errorf("a1 ended %s replacedBy %q, want canceled by a2", j.Status, j.ReplacedBy)
@@ -122,6 +125,16 @@ func waitLog(t *testing.T, s *server, id, task, want string) {
 	eventually(t, 15*time.Second, "output "+want+" of "+id, func() bool {
 		out, _ := s.logs(id, task)
 		return strings.Contains(out, want)
+	})
+}
+
+// waitPIDFile waits until the long process of job n has written its PID, so that an interrupt
+// has a live process to end.
+func waitPIDFile(t *testing.T, s *server, n string) {
+	t.Helper()
+	eventually(t, 15*time.Second, "pid file of job "+n, func() bool {
+		b, err := os.ReadFile(filepath.Join(s.dir, "pid-"+n))
+		return err == nil && strings.HasSuffix(string(b), "\n")
 	})
 }
 
