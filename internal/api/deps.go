@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
@@ -47,4 +48,28 @@ type Runner interface {
 	// WaitInfo tells where and why a queued job waits; nil (and no error) for a job that is not
 	// queued. Errors: pipeline.ErrJobNotFound.
 	WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error)
+}
+
+// Schedules is what the API needs of the scheduler (issue 11); *scheduler.Scheduler implements
+// it. Errors: pipeline.ErrScheduleNotFound (404), ErrScheduleExists and ErrScheduleFromFile
+// (409), ErrInvalidSchedule and ErrUnknownPipeline (400), each wrapped with a message for people;
+// the admission errors of Runner.Schedule for Trigger and Backfill.
+type Schedules interface {
+	// List returns every schedule (of one pipeline when pipelineName is not ""), sorted by ID.
+	List(ctx context.Context, pipelineName string) ([]pipeline.ScheduleView, error)
+	Get(ctx context.Context, id string) (pipeline.ScheduleView, error)
+	// Create validates and stores an API schedule (spec.Source is set to api).
+	Create(ctx context.Context, spec pipeline.ScheduleSpec) (pipeline.ScheduleView, error)
+	// Update changes an API schedule, or pauses/resumes any schedule (a file schedule only
+	// accepts Paused and Note).
+	Update(ctx context.Context, id string, patch pipeline.SchedulePatch) (pipeline.ScheduleView, error)
+	Delete(ctx context.Context, id string) error
+	// Trigger starts a job now with the schedule's variables, through normal admission.
+	Trigger(ctx context.Context, id, user string) (jobID string, err error)
+	// Backfill starts one job per fire time in (from, to], in order, at most
+	// pipeline.MaxBackfill (more is ErrInvalidSchedule); fire times that fired before are
+	// left out. It returns the firings it recorded.
+	Backfill(ctx context.Context, id string, from, to time.Time, user string) ([]pipeline.ScheduleFiring, error)
+	// Firings returns the newest firings of a schedule, newest first, at most limit.
+	Firings(ctx context.Context, id string, limit int) ([]pipeline.ScheduleFiring, error)
 }

@@ -59,6 +59,10 @@ type Definition struct {
 	Tasks map[string]TaskDefinition `json:"tasks"`
 	// OnError is nil when the pipeline has no on_error handler.
 	OnError *TaskDefinition `json:"onError,omitempty"`
+
+	// Schedules are the schedules declared under the pipeline's schedules: (Source file). They
+	// are not part of a job's definition snapshot.
+	Schedules []ScheduleSpec `json:"-"`
 }
 
 // TaskDefinition is one task of a pipeline (or its on_error handler).

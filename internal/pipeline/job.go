@@ -94,6 +94,10 @@ type Job struct {
 	Errored bool
 	// ReplacedBy names the job that replaced this one on the wait list.
 	ReplacedBy string
+	// Schedule is the ID of the schedule that started the job ("" when none), and ScheduledFor
+	// the fire time the job stands for (nil when none).
+	Schedule     string
+	ScheduledFor *time.Time
 
 	// Definition is the snapshot of the pipeline definition the job was scheduled with.
 	Definition *Definition

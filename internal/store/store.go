@@ -112,9 +112,69 @@ type Store interface {
 	// status and an ID; otherwise nothing is stored. Returns how many jobs were stored.
 	ImportJobs(ctx context.Context, jobs []*pipeline.Job) (imported int, err error)
 
+	// --- Schedules (see pipeline.ScheduleSpec). A firing is Admit with AdmitParams.Firing. ---
+
+	// CreateSchedule stores an API schedule. pipeline.ErrScheduleExists when a stored schedule
+	// has its ID. Its state is created with Cursor = now (fire times before its creation are
+	// never missed runs).
+	CreateSchedule(ctx context.Context, spec pipeline.ScheduleSpec, now time.Time) error
+	// UpdateSchedule replaces the spec of a stored API schedule (its state and firings stay).
+	// pipeline.ErrScheduleNotFound when there is none.
+	UpdateSchedule(ctx context.Context, spec pipeline.ScheduleSpec) error
+	// DeleteSchedule deletes an API schedule with its state and its firing records (jobs it
+	// started stay). pipeline.ErrScheduleNotFound when there is none.
+	DeleteSchedule(ctx context.Context, id string) error
+	// APISchedules returns every stored API schedule, sorted by ID.
+	APISchedules(ctx context.Context) ([]pipeline.ScheduleSpec, error)
+
+	// EnsureScheduleStates creates the state of each ID that has none, with Cursor = now, and
+	// leaves existing states alone (it is how file schedules get theirs at load and reload).
+	EnsureScheduleStates(ctx context.Context, ids []string, now time.Time) error
+	// ScheduleStates returns the state of every schedule that has one, by ID.
+	ScheduleStates(ctx context.Context) (map[string]pipeline.ScheduleState, error)
+	// SetSchedulePaused pauses (with a note, "" for none) or resumes a schedule, creating its
+	// state when it has none (Cursor = now). Resuming clears the note.
+	SetSchedulePaused(ctx context.Context, id string, paused bool, note string, now time.Time) error
+	// AdvanceScheduleCursor moves a schedule's cursor forward to t (never back): fire times up to
+	// t will not fire as regular firings (missed: skip, a paused schedule's passing times).
+	AdvanceScheduleCursor(ctx context.Context, id string, t time.Time) error
+
+	// ScheduleFirings returns the newest firings of a schedule, newest fire time first, at most
+	// limit (0: all kept), with the status of each firing's job.
+	ScheduleFirings(ctx context.Context, id string, limit int) ([]pipeline.ScheduleFiring, error)
+	// LastFirings returns the newest firing of every schedule that has one, by ID.
+	LastFirings(ctx context.Context) (map[string]pipeline.ScheduleFiring, error)
+
 	// Close releases the store. It is idempotent.
 	Close() error
 }
+
+// Firing makes Admit the firing of a schedule: one transaction keyed by (ScheduleID, FireTime)
+// that records the firing and, unless it is skipped or rejected, stores the job.
+//
+//   - At most one firing is ever recorded per (ScheduleID, FireTime): when one exists, Admit
+//     stores nothing and returns AdmitResult.AlreadyFired.
+//   - Kind cron: the fire time must also come after the schedule's cursor (else AlreadyFired),
+//     and the cursor moves to it in the same transaction.
+//   - SkipIfActive (overlap: skip): when a job of the schedule is queued or running, no job is
+//     stored; the firing is recorded as skipped (Detail names that job) and AdmitResult.Skipped
+//     says why.
+//   - A firing that admission rejects (pipeline.ErrQueueFull, ErrNoQueue) is recorded as
+//     rejected with the error's message, and Admit returns that error.
+//   - The job stored carries Schedule = ScheduleID and ScheduledFor = FireTime (the caller sets
+//     both on AdmitParams.Job).
+//
+// The firing records of a schedule are bounded: a backend keeps at least its newest
+// KeptFirings (and the cursor, which is what guarantees the key for regular firings).
+type Firing struct {
+	ScheduleID   string
+	FireTime     time.Time
+	Kind         pipeline.FiringKind
+	SkipIfActive bool
+}
+
+// KeptFirings is how many firing records per schedule a store keeps at least.
+const KeptFirings = 100
 
 // AdmitParams are the inputs of Store.Admit.
 type AdmitParams struct {
@@ -128,6 +188,8 @@ type AdmitParams struct {
 	// this key, nothing is admitted or stored and AdmitResult.Existing names that job. Keys are
 	// unique among stored jobs (of any pipeline).
 	IdempotencyKey string
+	// Firing, when not nil, makes this the firing of a schedule (see Firing).
+	Firing *Firing
 }
 
 // AdmitResult is what Store.Admit decided.
@@ -140,6 +202,11 @@ type AdmitResult struct {
 	// key; then nothing else in the result applies.
 	ExistingID       string
 	ExistingPipeline string
+	// AlreadyFired: the firing (AdmitParams.Firing) was recorded before; nothing was stored.
+	AlreadyFired bool
+	// Skipped, when not empty, says why the firing was skipped (overlap: skip); no job was
+	// stored, the firing was recorded.
+	Skipped string
 }
 
 // ClaimParams are the inputs of Store.Claim.
