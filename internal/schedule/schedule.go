@@ -30,9 +30,9 @@
 //     spring-forward day fires once, at the instant of the transition (the first instant after
 //     the jump: "30 2 * * *" in Europe/Berlin fires at 03:00 CEST on 2026-03-29). A wall time
 //     that occurs twice on a fall-back day fires once, at its first occurrence.
-//   - Every other schedule (the minute or hour field is a wildcard, step, list or range: "0 * *
-//   - *", "*/15 * * * *", @hourly) keeps its rhythm in real time: every instant whose local
-//     wall time matches fires, once. Wall times that do not exist do not fire (an hourly
+//   - Every other schedule (the minute or hour field is a wildcard, step, list or range,
+//     such as "0 * * * *", "*/15 * * * *" or @hourly) keeps its rhythm in real time: every
+//     instant whose local wall time matches fires, once. Wall times that do not exist do not fire (an hourly
 //     schedule fires 23 times on a spring-forward day of a one-hour shift), and wall times that
 //     occur twice fire at both instants (25 times on a fall-back day).
 package schedule
