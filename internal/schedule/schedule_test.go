@@ -85,6 +85,26 @@ func TestNextAcrossDaylightSaving(t *testing.T) {
 			want: []time.Time{utc(2041, 1, 1, 19, 15), utc(2041, 2, 1, 19, 15)},
 		},
 		{
+			name: "Santiago fall (back at midnight): 23:30 fires at its first occurrence only",
+			expr: "30 23 * * *", zone: "America/Santiago", after: utc(2026, 4, 4, 12, 0),
+			want: []time.Time{utc(2026, 4, 5, 2, 30), utc(2026, 4, 6, 3, 30)},
+		},
+		{
+			name: "Santiago fall: between the two 23:30s, the next is the following day",
+			expr: "30 23 * * *", zone: "America/Santiago", after: utc(2026, 4, 5, 2, 45),
+			want: []time.Time{utc(2026, 4, 6, 3, 30)},
+		},
+		{
+			name: "Santiago fall: hourly fires in the repeated hour of the previous date",
+			expr: "0 * * * *", zone: "America/Santiago", after: utc(2026, 4, 5, 1, 30),
+			want: []time.Time{utc(2026, 4, 5, 2, 0), utc(2026, 4, 5, 3, 0), utc(2026, 4, 5, 4, 0)},
+		},
+		{
+			name: "Santiago spring (midnight does not exist): @daily fires at the jump, 01:00",
+			expr: "@daily", zone: "America/Santiago", after: utc(2026, 9, 5, 12, 0),
+			want: []time.Time{utc(2026, 9, 6, 4, 0), utc(2026, 9, 7, 3, 0)},
+		},
+		{
 			name: "UTC daily",
 			expr: "0 3 * * *", zone: "", after: utc(2026, 3, 29, 3, 0),
 			want: []time.Time{utc(2026, 3, 30, 3, 0), utc(2026, 3, 31, 3, 0)},
@@ -175,6 +195,8 @@ func TestFiringsPerDay(t *testing.T) {
 		{"*/15 * * * *", "Australia/Lord_Howe", utc(2026, 4, 5, 0, 0), 98}, // 01:30 and 01:45 twice
 		{"45 1 * * *", "Australia/Lord_Howe", utc(2026, 4, 5, 0, 0), 1},
 		{"* * * * *", "", utc(2026, 3, 29, 0, 0), 1440},
+		{"0 * * * *", "America/Santiago", utc(2026, 4, 4, 0, 0), 25},
+		{"0 * * * *", "America/Santiago", utc(2026, 9, 6, 0, 0), 23},
 		{"0 * * * *", "Europe/Berlin", utc(2045, 10, 29, 0, 0), 25},
 		{"0 * * * *", "Europe/Berlin", utc(2045, 3, 26, 0, 0), 23},
 		{"0 * * * *", "Europe/Berlin", utc(2040, 12, 31, 0, 0), 24},
@@ -183,12 +205,15 @@ func TestFiringsPerDay(t *testing.T) {
 		t.Run(tc.expr+" "+tc.zone+" "+tc.day.Format("2006-01-02"), func(t *testing.T) {
 			tt := mustParse(t, tc.expr, tc.zone)
 			loc := tt.Location()
-			y, m, d := tc.day.Date()
-			from := time.Date(y, m, d, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
-			to := time.Date(y, m, d+1, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
-			times, more := tt.Between(from, to, 5000)
-			if more || len(times) != tc.want {
-				t.Fatalf("%d fire times (more %v), want %d: %v", len(times), more, tc.want, times)
+			all, _ := tt.Between(tc.day.AddDate(0, 0, -2), tc.day.AddDate(0, 0, 3), 50000)
+			var times []time.Time // those whose local date is the day
+			for _, f := range all {
+				if y, m, d := f.In(loc).Date(); time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Equal(tc.day) {
+					times = append(times, f)
+				}
+			}
+			if len(times) != tc.want {
+				t.Fatalf("%d fire times, want %d: %v", len(times), tc.want, times)
 			}
 			for i := 1; i < len(times); i++ {
 				if !times[i].After(times[i-1]) {
@@ -428,5 +453,49 @@ func TestNextIsCheap(t *testing.T) {
 	}
 	if want := utc(2026, 6, 1, 0, 0).Add(n * time.Minute); !at.Equal(want) {
 		t.Fatalf("after %d minutes: %v, want %v", n, at, want)
+	}
+}
+
+// TestTwoYearsOfFireTimes walks two years of fire times in zones with daylight saving: they are
+// strictly increasing, a fixed-time schedule fires exactly once per local day (at its wall time
+// unless that does not exist), and an hourly one fires at every real hour whose wall time is on
+// the hour.
+func TestTwoYearsOfFireTimes(t *testing.T) {
+	from, to := utc(2026, 1, 1, 0, 0), utc(2028, 1, 1, 0, 0)
+	for _, zone := range []string{"Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "UTC"} {
+		t.Run(zone, func(t *testing.T) {
+			daily := mustParse(t, "30 2 * * *", zone)
+			times, _ := daily.Between(from, to, 10000)
+			days := map[string]bool{}
+			for i, f := range times {
+				local := f.In(daily.Location())
+				if i > 0 && !f.After(times[i-1]) {
+					t.Fatalf("not increasing: %v then %v", times[i-1], f)
+				}
+				if start, _ := local.ZoneBounds(); (local.Hour() != 2 || local.Minute() != 30) && !start.Equal(f) {
+					t.Fatalf("%v (%v) is neither 02:30 nor a transition", f, local)
+				}
+				key := local.Format("2006-01-02")
+				if days[key] {
+					t.Fatalf("two fire times on %s", key)
+				}
+				days[key] = true
+			}
+			if len(days) != 730 {
+				t.Fatalf("%d days with a fire time, want 730", len(days))
+			}
+
+			hourly := mustParse(t, "0 * * * *", zone)
+			got, _ := hourly.Between(from, to, 100000)
+			want := 0
+			for u := from.Add(time.Minute); !u.After(to); u = u.Add(time.Minute) {
+				if u.In(hourly.Location()).Minute() == 0 {
+					want++
+				}
+			}
+			if len(got) != want {
+				t.Fatalf("hourly: %d fire times, want %d (every real minute whose wall minute is 0)", len(got), want)
+			}
+		})
 	}
 }
