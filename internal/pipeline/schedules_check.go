@@ -141,3 +141,9 @@ func AsScheduleError(err error) *ScheduleError {
 	}
 	return nil
 }
+
+// Timetable parses the schedule's expression in its zone; after a successful Check it does not
+// fail.
+func (s *ScheduleSpec) Timetable() (*schedule.Timetable, error) {
+	return schedule.Parse(s.Cron, s.Timezone)
+}

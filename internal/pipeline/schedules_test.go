@@ -223,6 +223,9 @@ func TestScheduleCheck(t *testing.T) {
 		if err := s.Check(appendDef); err != nil {
 			t.Fatal(err)
 		}
+		if tt, err := s.Timetable(); err != nil || tt.Describe() != "every day at 03:00, UTC" {
+			t.Fatalf("Timetable: %v", err)
+		}
 		if s.Pipeline != "nightly" || s.Missed != MissedSkip || s.CatchupWindow != DefaultCatchupWindow || s.Overlap != OverlapAllow {
 			t.Fatalf("defaults not filled: %#v", s)
 		}
