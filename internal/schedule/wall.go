@@ -141,17 +141,19 @@ func (tt *Timetable) nextCron(t time.Time) time.Time {
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).AddDate(0, 0, -1)
 	var best time.Time
 	for i := 0; i < maxScanDays; i, day = i+1, day.AddDate(0, 0, 1) {
-		if !best.IsZero() || tt.dayMatches(day) {
-			ps := periodsAround(tt.loc, day)
-			if !best.IsZero() && day.Add(-ps.maxOffset()).After(best) {
-				break
-			}
-			if !tt.dayMatches(day) {
-				continue
-			}
-			if f := tt.firstOnDay(day, ps, t); !f.IsZero() && (best.IsZero() || f.Before(best)) {
-				best = f
-			}
+		matches := tt.dayMatches(day)
+		if best.IsZero() && !matches {
+			continue
+		}
+		ps := periodsAround(tt.loc, day)
+		if !best.IsZero() && day.Add(-ps.maxOffset()).After(best) {
+			break // this day's first instant comes after the best fire time
+		}
+		if !matches {
+			continue
+		}
+		if f := tt.firstOnDay(day, ps, t); !f.IsZero() && (best.IsZero() || f.Before(best)) {
+			best = f
 		}
 	}
 	return best.UTC()
