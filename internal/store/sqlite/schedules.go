@@ -29,6 +29,7 @@ const activeStatuses = `status IN ('queued', 'running')`
 // firingStmts are the statements of a firing, prepared once on the writer connection.
 type firingStmts struct {
 	exists    *sql.Stmt
+	take      *sql.Stmt
 	advance   *sql.Stmt
 	activeJob *sql.Stmt
 	insert    *sql.Stmt
@@ -47,8 +48,11 @@ func (s *Store) firingStatements() []struct {
 		query string
 	}{
 		{&s.fs.exists, `SELECT 1 FROM schedule_firings WHERE schedule_id = ? AND fire_time = ?`},
-		// Check and advance in one statement: the update happens (one row changed) only when
-		// the fire time comes after the cursor; a new state starts at the fire time.
+		// A cron firing's check, cursor and record count in one statement: it returns the
+		// count only when the fire time comes after the cursor (a new state starts at it).
+		{&s.fs.take, `INSERT INTO schedule_states (id, cursor, firings) VALUES (?1, ?2, 1)
+			ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, firings = firings + 1
+			WHERE cursor IS NULL OR cursor < excluded.cursor RETURNING firings`},
 		{&s.fs.advance, `INSERT INTO schedule_states (id, cursor) VALUES (?1, ?2)
 			ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor
 			WHERE cursor IS NULL OR cursor < excluded.cursor`},
@@ -57,7 +61,7 @@ func (s *Store) firingStatements() []struct {
 		{&s.fs.insert, `INSERT INTO schedule_firings (schedule_id, fire_time, kind, outcome, detail, job_id, recorded)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		// A firing of a schedule without a state (a trigger before EnsureScheduleStates) gives
-		// it one, with the cursor at the firing's time.
+		// it one, with the cursor at the firing's admission (now).
 		{&s.fs.count, `INSERT INTO schedule_states (id, cursor, firings) VALUES (?1, ?2, 1)
 			ON CONFLICT (id) DO UPDATE SET firings = firings + 1 RETURNING firings`},
 		{&s.fs.prune, `DELETE FROM schedule_firings WHERE schedule_id = ?1 AND fire_time <
@@ -74,7 +78,7 @@ func (s *Store) admitFiring(ctx context.Context, p store.AdmitParams, enc encode
 	if found, err := s.lookupIdempotencyKey(ctx, p.IdempotencyKey, res); found || err != nil {
 		return err
 	}
-	fired, err := s.takeFireTime(ctx, p.Firing)
+	fired, counted, err := s.takeFireTime(ctx, p.Firing)
 	if err != nil || fired {
 		res.AlreadyFired = fired
 		return err
@@ -85,44 +89,44 @@ func (s *Store) admitFiring(ctx context.Context, p store.AdmitParams, enc encode
 				return err
 			}
 			res.Skipped = detail
-			return s.recordFiring(ctx, p, pipeline.FiringSkipped, detail, "")
+			return s.recordFiring(ctx, p, pipeline.FiringSkipped, detail, "", counted)
 		}
 	}
 	err = s.admit(ctx, p, enc, res)
 	var rej errRejected
 	if errors.As(err, &rej) {
 		*rejected = rej.err
-		return s.recordFiring(ctx, p, pipeline.FiringRejected, rej.err.Error(), "")
+		return s.recordFiring(ctx, p, pipeline.FiringRejected, rej.err.Error(), "", counted)
 	}
 	if err != nil {
 		return err
 	}
-	return s.recordFiring(ctx, p, pipeline.FiringStarted, "", p.Job.ID)
+	return s.recordFiring(ctx, p, pipeline.FiringStarted, "", p.Job.ID, counted)
 }
 
 // takeFireTime reports whether the firing f was handled before: a record of its key exists, or
 // (kind cron) its fire time is not after the schedule's cursor. Otherwise a cron firing moves
-// the cursor to its fire time.
-func (s *Store) takeFireTime(ctx context.Context, f *store.Firing) (fired bool, err error) {
+// the cursor to its fire time and counts its record ahead: counted is the schedule's new
+// record count (0 for other kinds, which recordFiring counts).
+func (s *Store) takeFireTime(ctx context.Context, f *store.Firing) (fired bool, counted int, err error) {
 	err = s.fs.exists.QueryRowContext(ctx, f.ScheduleID, nanos(f.FireTime)).Scan(new(int))
 	if err == nil {
-		return true, nil
+		return true, 0, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("look up firing: %w", err)
+		return false, 0, fmt.Errorf("look up firing: %w", err)
 	}
 	if f.Kind != pipeline.FiringCron {
-		return false, nil
+		return false, 0, nil
 	}
-	r, err := s.fs.advance.ExecContext(ctx, f.ScheduleID, nanos(f.FireTime))
+	err = s.fs.take.QueryRowContext(ctx, f.ScheduleID, nanos(f.FireTime)).Scan(&counted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, 0, nil // not after the cursor
+	}
 	if err != nil {
-		return false, fmt.Errorf("advance cursor: %w", err)
+		return false, 0, fmt.Errorf("advance cursor: %w", err)
 	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("advance cursor: %w", err)
-	}
-	return n == 0, nil
+	return false, counted, nil
 }
 
 // activeJobOf returns, when a job of the schedule is queued or running, the detail of a skipped
@@ -139,20 +143,18 @@ func (s *Store) activeJobOf(ctx context.Context, scheduleID string) (string, err
 	return fmt.Sprintf("job %s of the schedule is still %s", id, status), nil
 }
 
-// recordFiring stores the firing's record and keeps the schedule's records bounded.
-func (s *Store) recordFiring(ctx context.Context, p store.AdmitParams, outcome pipeline.FiringOutcome, detail, jobID string) error {
+// recordFiring stores the firing's record and keeps the schedule's records bounded. count is
+// the schedule's record count with this one when takeFireTime counted it already, else 0.
+func (s *Store) recordFiring(ctx context.Context, p store.AdmitParams, outcome pipeline.FiringOutcome, detail, jobID string, count int) error {
 	f := p.Firing
 	if _, err := s.fs.insert.ExecContext(ctx, f.ScheduleID, nanos(f.FireTime), string(f.Kind),
 		string(outcome), detail, jobID, nanos(p.Now)); err != nil {
 		return fmt.Errorf("record firing: %w", err)
 	}
-	cursor := p.Now
-	if f.Kind == pipeline.FiringCron {
-		cursor = f.FireTime
-	}
-	var count int
-	if err := s.fs.count.QueryRowContext(ctx, f.ScheduleID, nanos(cursor)).Scan(&count); err != nil {
-		return fmt.Errorf("count firings: %w", err)
+	if count == 0 {
+		if err := s.fs.count.QueryRowContext(ctx, f.ScheduleID, nanos(p.Now)).Scan(&count); err != nil {
+			return fmt.Errorf("count firings: %w", err)
+		}
 	}
 	if count < store.KeptFirings+pruneMargin {
 		return nil
@@ -395,14 +397,18 @@ func (s *Store) ScheduleFirings(ctx context.Context, id string, limit int) ([]pi
 	return firings, nil
 }
 
+// lastFiringsQuery selects the newest firing of every schedule. CROSS JOIN makes the states the
+// outer loop (SQLite does not reorder it); each finds its newest record with a probe of the key.
+const lastFiringsQuery = `SELECT ` + firingColumns + ` FROM schedule_states st
+	CROSS JOIN schedule_firings f ON f.schedule_id = st.id AND f.fire_time =
+		(SELECT max(fire_time) FROM schedule_firings WHERE schedule_id = st.id)` + firingJoin
+
 // LastFirings implements store.Store. Every schedule with firings has a state (a firing gives it
 // one), so the query looks up the newest firing of each state: one primary-key probe per
 // schedule, not a scan of every record.
 func (s *Store) LastFirings(ctx context.Context) (map[string]pipeline.ScheduleFiring, error) {
 	last := map[string]pipeline.ScheduleFiring{}
-	err := scanRows(s.read.QueryContext(ctx, `SELECT `+firingColumns+` FROM schedule_states st
-		JOIN schedule_firings f ON f.schedule_id = st.id AND f.fire_time =
-			(SELECT max(fire_time) FROM schedule_firings WHERE schedule_id = st.id)`+firingJoin))(func(rows *sql.Rows) error {
+	err := scanRows(s.read.QueryContext(ctx, lastFiringsQuery))(func(rows *sql.Rows) error {
 		f, err := scanFiring(rows)
 		last[f.ScheduleID] = f
 		return err
