@@ -111,6 +111,25 @@ func testFiringOncePerKey(t *testing.T, open func(t *testing.T) store.Store) {
 	if got := jobIDs(f.list(store.JobQuery{})); !slices.Equal(got, []string{"j4", "j1"}) {
 		t.Errorf("Jobs() = %v, want [j4 j1]", got)
 	}
+	// The first firing of a schedule without a state gave it one, at the firing's admission.
+	f.wantCursor(schedID, at(10))
+
+	// A firing whose idempotency key a job has already names that job and records nothing.
+	fr := firing(pipeline.FiringTrigger, at(30))
+	j := newJob(d, "j5", at(30))
+	res, err := f.s.Admit(f.ctx, store.AdmitParams{Job: j, Definition: d, Now: at(30), Firing: &fr, IdempotencyKey: "k"})
+	if err != nil || res.ExistingID != "" {
+		t.Fatalf("firing with a new key = %+v, %v", res, err)
+	}
+	fr2 := firing(pipeline.FiringTrigger, at(40))
+	res, err = f.s.Admit(f.ctx, store.AdmitParams{Job: newJob(d, "j6", at(40)), Definition: d, Now: at(40), Firing: &fr2, IdempotencyKey: "k"})
+	if err != nil || res.ExistingID != "j5" {
+		t.Errorf("firing with a known key = %+v, %v; want ExistingID j5", res, err)
+	}
+	f.wantNoJob("j6")
+	if fs := f.firings(schedID, 0); len(fs) != 3 || !fs[0].FireTime.Equal(at(30)) {
+		t.Errorf("firings = %+v, want 3, the newest at %v", fs, at(30))
+	}
 }
 
 // testFiringConcurrentSameKey: many concurrent firings of one key start exactly one job.
@@ -412,6 +431,15 @@ func testSchedulePause(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Errorf("state after a pause without a note = %+v", st)
 	}
 	wantTime(t, "PausedAt", st.PausedAt, at(30))
+	// Pausing again replaces the note; the schedule has been paused since 30.
+	if err := f.s.SetSchedulePaused(f.ctx, "p/file", true, "still broken", at(40)); err != nil {
+		t.Fatalf("SetSchedulePaused(pause again) error: %v", err)
+	}
+	st, _ = f.scheduleState("p/file")
+	if !st.Paused || st.PauseNote != "still broken" {
+		t.Errorf("state after pausing again = %+v, want the new note", st)
+	}
+	wantTime(t, "PausedAt after pausing again", st.PausedAt, at(30))
 }
 
 // testEnsureScheduleStates: states are created once, with the cursor at their creation, and
