@@ -24,7 +24,7 @@ const pruneMargin = store.KeptFirings / 4
 
 // activeStatuses is the WHERE term of the partial index jobs_schedule_active, spelled as there
 // so that the planner can use the index.
-const activeStatuses = `status IN ('queued', 'running')`
+var activeStatuses = "status IN " + sqlList(pipeline.JobQueued, pipeline.JobRunning)
 
 // firingStmts are the statements of a firing, prepared once on the writer connection.
 type firingStmts struct {
