@@ -53,6 +53,7 @@ func (s *Store) firingStatements() []struct {
 		{&s.fs.take, `INSERT INTO schedule_states (id, cursor, firings) VALUES (?1, ?2, 1)
 			ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, firings = firings + 1
 			WHERE cursor IS NULL OR cursor < excluded.cursor RETURNING firings`},
+		// AdvanceScheduleCursor: forward only; a schedule without a state gets one at t.
 		{&s.fs.advance, `INSERT INTO schedule_states (id, cursor) VALUES (?1, ?2)
 			ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor
 			WHERE cursor IS NULL OR cursor < excluded.cursor`},
