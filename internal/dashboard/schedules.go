@@ -209,6 +209,10 @@ func (d *Dashboard) formFailure(c *fiber.Ctx, err error) (int, string) {
 	if status >= fiber.StatusInternalServerError && !errors.Is(err, pipeline.ErrShuttingDown) {
 		d.logger.Error("dashboard: schedule change failed", "path", c.Path(), "error", err)
 	}
+	if errors.Is(err, pipeline.ErrUnknownPipeline) {
+		// The form named a pipeline that is gone (its page answers 404): the form is wrong.
+		status = fiber.StatusBadRequest
+	}
 	return status, msg
 }
 

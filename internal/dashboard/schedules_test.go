@@ -341,6 +341,7 @@ func TestScheduleFormShowsTheAPIsMessages(t *testing.T) {
 		{"bad window", with("catchup_window", "1d"), nil, 400, `catchupWindow: "1d" is not a duration such as 30s, 15m or 24h`},
 		{"bad variables", with("variables_json", "[1]"), nil, 400, "one JSON object"},
 		{"exists", with("name", "hourly"), nil, 409, `schedule "build/hourly": schedule already exists`},
+		{"pipeline gone", with("pipeline", "gone"), fmt.Errorf("create schedule: %w", pipeline.ErrUnknownPipeline), 400, "No pipeline of that name is loaded."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
