@@ -291,16 +291,25 @@ func formDuration(field, s string) (time.Duration, error) {
 	return d, nil
 }
 
+// nextRunsWait bounds how long the pipelines page waits for the scheduler (which answers only
+// once it has loaded the schedules): the home page must not hang on it.
+const nextRunsWait = 2 * time.Second
+
 // nextRuns returns each pipeline's next scheduled run: the earliest next fire time of its
-// schedules that are not paused. Without a scheduler it is empty.
-func (d *Dashboard) nextRuns(ctx context.Context) (map[string]time.Time, error) {
-	next := map[string]time.Time{}
+// schedules that are not paused. Without a scheduler it is empty. ok is false when the
+// scheduler did not answer (logged): the page then shows the next runs as unknown, and the
+// rest of it as usual.
+func (d *Dashboard) nextRuns(ctx context.Context) (next map[string]time.Time, ok bool) {
+	next = map[string]time.Time{}
 	if d.cfg.Schedules == nil {
-		return next, nil
+		return next, true
 	}
+	ctx, cancel := context.WithTimeout(ctx, nextRunsWait)
+	defer cancel()
 	views, err := d.cfg.Schedules.List(ctx, "")
 	if err != nil {
-		return nil, err
+		d.logger.Warn("dashboard: list schedules for the next runs", "error", err)
+		return next, false
 	}
 	for _, v := range views {
 		if v.Paused || len(v.Next) == 0 {
@@ -310,5 +319,5 @@ func (d *Dashboard) nextRuns(ctx context.Context) (map[string]time.Time, error) 
 			next[v.Spec.Pipeline] = v.Next[0]
 		}
 	}
-	return next, nil
+	return next, true
 }

@@ -166,8 +166,14 @@ func TestPipelinesPageShowsNextRun(t *testing.T) {
 		t.Errorf("deploy's next run = %q", text(deploy))
 	}
 
+	// A scheduler that does not answer leaves the page as it is, with the next runs unknown.
 	fs.listErr = fmt.Errorf("store down")
-	wantStatus(t, h.get("/ui/"), http.StatusInternalServerError)
+	r = h.get("/ui/")
+	wantStatus(t, r, http.StatusOK)
+	rows = byTestID(parse(t, r.body), "pipeline-row")
+	if got := strings.TrimSpace(text(byTestID(rows[0], "pipeline-next-run")[0])); got != "unknown" {
+		t.Errorf("next run without an answer = %q, want unknown", got)
+	}
 }
 
 // TestSchedulePage: a file schedule says where it is declared and has no edit form; its last

@@ -95,6 +95,8 @@ type PipelineRow struct {
 	// schedules that are not paused); zero when none. SchedulesURL lists its schedules.
 	NextRun      Time
 	SchedulesURL string
+	// NextRunUnknown is true when the scheduler did not answer.
+	NextRunUnknown bool
 }
 
 // StartForm is the form that schedules a job of a pipeline.
