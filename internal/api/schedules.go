@@ -124,7 +124,7 @@ func (h *scheduleHandlers) update(c *fiber.Ctx) error {
 	return c.JSON(newScheduleView(v))
 }
 
-// delete serves DELETE /schedules/{id}: 204 without a body. Its firings stay recorded.
+// delete serves DELETE /schedules/{id}: 204 without a body. The jobs it started stay.
 func (h *scheduleHandlers) delete(c *fiber.Ctx) error {
 	id, err := scheduleIDParam(c)
 	if err != nil {
