@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,7 +59,8 @@ type server struct {
 
 	// gate holds the HTTP server's connections back until the server is ready (see
 	// gatedListener); it is closed when the start-up is done or has failed.
-	gate chan struct{}
+	gate     chan struct{}
+	gateOnce sync.Once
 	// served receives the HTTP server's error when it stops serving by itself.
 	served chan error
 	// liveDone is closed when the HTTP shutdown starts: it ends the API's live log streams.
@@ -74,10 +76,11 @@ type server struct {
 // than the sum of them: the pipeline files load in one goroutine; the data directory is locked,
 // the store opened and the runner and the HTTP app that serves it built in another (build); this
 // goroutine binds the listener meanwhile. The HTTP server starts as soon as the app exists, but
-// it accepts connections only once crash recovery is done and the runner has started (see
-// gatedListener): until then they wait in the listen backlog, so no request is answered by a
-// server that is not ready, and a client that connects early gets its answer as soon as the
-// server is.
+// it accepts connections only once crash recovery is done (see gatedListener): until then they
+// wait in the listen backlog, so no request is answered from a store that still shows the jobs
+// of a crashed server as running, and a client that connects early gets its answer as soon as
+// the server can give it. Requests that need the definitions (scheduling a job, the pipelines)
+// wait for the runner's start, which follows the definitions' load.
 func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Logger) (*server, error) {
 	started := time.Now()
 	// Parsing the pipeline files is the longest step of an idle start-up; it needs nothing else.
@@ -130,29 +133,53 @@ func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 	if buildErr == nil && lnErr == nil {
 		go func() { s.served <- s.app.Listener(gatedListener{Listener: ln, open: s.gate}) }()
 	}
-	<-defsDone
-	s.fingerprint = fingerprint
-	// The errors in the order of the steps that used to run one after the other.
-	for _, err := range []error{defsErr, buildErr, lnErr} {
+	// failed reports a start-up error after the definitions loaded, so that a broken definition
+	// file is reported first, as when the steps ran one after the other.
+	failed := func(err error) error {
+		<-defsDone
+		s.abort(ln)
+		if defsErr != nil {
+			return defsErr
+		}
+		return err
+	}
+	for _, err := range []error{buildErr, lnErr} {
 		if err != nil {
-			s.abort(ln)
-			return nil, err
+			return nil, failed(err)
 		}
 	}
 	// The history of an original prunner in the same data directory (data.json, logs/) is
 	// imported once, before anything runs; a broken data.json stops the start-up.
 	if _, err := legacyimport.Run(ctx, cfg.data, s.st, log); err != nil {
+		return nil, failed(err)
+	}
+	// Once the jobs an unclean stop left running are recovered, every read is answered as it
+	// will be: the server serves while its definitions may still load (the longest step with a
+	// big pipelines file). What needs them (a schedule request, the pipelines) waits for the
+	// runner's start below.
+	if err := s.runner.Recover(ctx); err != nil {
+		return nil, failed(err)
+	}
+	s.openGate()
+	<-defsDone
+	s.fingerprint = fingerprint
+	if defsErr != nil {
 		s.abort(ln)
-		return nil, err
+		return nil, defsErr
 	}
 	s.runner.SetDefinitions(defs)
 	if err := s.runner.Start(ctx); err != nil {
 		s.abort(ln)
 		return nil, err
 	}
-	close(s.gate)
 	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
 	return s, nil
+}
+
+// openGate lets the HTTP server accept the connections waiting in the backlog (see
+// gatedListener). It is idempotent.
+func (s *server) openGate() {
+	s.gateOnce.Do(func() { close(s.gate) })
 }
 
 // build locks the data directory, opens the store and builds what stands on it: the runner
@@ -194,7 +221,11 @@ func (s *server) abort(ln net.Listener) {
 	if ln != nil {
 		ln.Close()
 	}
-	close(s.gate)
+	s.openGate()
+	if s.runner != nil {
+		// Requests that wait for the runner's start (awaitStart) get their answer: it stopped.
+		_ = s.runner.Stop(context.Background())
+	}
 	if s.dash != nil {
 		s.dash.Close()
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,13 @@ type Runner struct {
 	// it is canceled too.
 	stopping bool
 
+	// recovered is set by Recover, which leaves the pipelines with waiting jobs in
+	// queuedAtStart for Start to claim.
+	recovered     bool
+	queuedAtStart []string
+	// opened is closed when Start has opened the runner (see awaitStart).
+	opened chan struct{}
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 
@@ -115,6 +123,7 @@ func New(cfg Config) *Runner {
 		claiming:      map[string]bool{},
 		claimAgain:    map[string]bool{},
 		idle:          make(chan struct{}),
+		opened:        make(chan struct{}),
 		stopped:       make(chan struct{}),
 		reserve:       newBallast(cfg.DataDir),
 	}
@@ -145,13 +154,11 @@ func (r *Runner) SetDefinitions(set *pipeline.Set) {
 	}
 }
 
-// Start recovers from an unclean stop (jobs left running are ended as failed and their orphaned
-// processes killed), starts the waiting jobs that may start and begins periodic retention. Jobs
-// are admitted and claimed only once the recovery is done.
-func (r *Runner) Start(ctx context.Context) error {
-	if err := r.reserve.fill(); err != nil {
-		r.log.Warn("could not reserve disk space in the data directory", "error", err)
-	}
+// Recover ends the jobs that an unclean stop left running (as failed, their orphaned processes
+// killed) and remembers which pipelines have waiting jobs, for Start. It needs only the store,
+// not the definitions, so a server can answer reads once it has recovered, while its definitions
+// still load. Start calls it when it has not run.
+func (r *Runner) Recover(ctx context.Context) error {
 	// One read tells whether an unclean stop left jobs running and which pipelines have waiting
 	// jobs. Nothing else writes to the store before Start opens the runner, so when no job is
 	// running the recovery has nothing to do, and its write transaction is skipped.
@@ -164,15 +171,11 @@ func (r *Runner) Start(ctx context.Context) error {
 	for name, s := range states {
 		running = running || s.Running > 0
 		if len(s.Waiting) > 0 {
-			// Sorted by name, so that the claims below run in a stable order.
-			i := len(queued)
 			queued = append(queued, name)
-			for ; i > 0 && queued[i-1] > name; i-- {
-				queued[i] = queued[i-1]
-			}
-			queued[i] = name
 		}
 	}
+	// Sorted by name, so that Start claims them in a stable order.
+	slices.Sort(queued)
 	if running {
 		ids, err := r.st.RecoverRunning(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
 		if err != nil {
@@ -187,13 +190,37 @@ func (r *Runner) Start(ctx context.Context) error {
 		}
 	}
 	r.mu.Lock()
+	r.recovered, r.queuedAtStart = true, queued
+	r.mu.Unlock()
+	return nil
+}
+
+// Start recovers from an unclean stop unless Recover did, opens the runner (jobs are admitted
+// and claimed only from now on), starts the waiting jobs that may start and begins periodic
+// retention.
+func (r *Runner) Start(ctx context.Context) error {
+	if err := r.reserve.fill(); err != nil {
+		r.log.Warn("could not reserve disk space in the data directory", "error", err)
+	}
+	r.mu.Lock()
+	recovered := r.recovered
+	r.mu.Unlock()
+	if !recovered {
+		if err := r.Recover(ctx); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
 	select {
 	case <-r.stopped:
 		// Stopped (Drain or Stop) before it started: it stays closed.
 	default:
 		r.closing = false
 	}
+	queued := r.queuedAtStart
+	r.queuedAtStart = nil
 	r.mu.Unlock()
+	close(r.opened)
 	for _, name := range queued {
 		r.claim(name)
 	}
@@ -202,8 +229,25 @@ func (r *Runner) Start(ctx context.Context) error {
 	return nil
 }
 
+// awaitStart waits until Start has opened the runner (or it stopped before): what needs the
+// definitions, like admitting a job or listing the pipelines, waits for them while a server
+// that already answers reads finishes its start-up.
+func (r *Runner) awaitStart(ctx context.Context) error {
+	select {
+	case <-r.opened:
+		return nil
+	case <-r.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Schedule admits a new job. It returns once the job is durable.
 func (r *Runner) Schedule(ctx context.Context, req pipeline.ScheduleRequest) (string, error) {
+	if err := r.awaitStart(ctx); err != nil {
+		return "", err
+	}
 	r.mu.Lock()
 	closing := r.closing
 	r.mu.Unlock()
@@ -395,6 +439,9 @@ func (r *Runner) EachJobFrom(ctx context.Context, q store.JobQuery, from store.L
 
 // Pipelines returns the loaded pipelines sorted by name with their running and waiting counts.
 func (r *Runner) Pipelines(ctx context.Context) ([]pipeline.Info, error) {
+	if err := r.awaitStart(ctx); err != nil {
+		return nil, err
+	}
 	states, err := r.st.PipelineStates(ctx)
 	if err != nil {
 		return nil, err

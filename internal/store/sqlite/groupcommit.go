@@ -191,6 +191,9 @@ func (s *Store) batchTx(fn func(ctx context.Context) error) error {
 	if s.closed {
 		return errClosed
 	}
+	if s.prepareErr != nil {
+		return s.prepareErr
+	}
 	if err := s.inTx(context.Background(), fn); err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // task), which is one consistent snapshot without a transaction around it — the job detail is
 // what clients poll.
 func (s *Store) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
+	if err := s.awaitPrepared(ctx); err != nil {
+		return nil, err
+	}
 	job, err := s.jobWithTasks(ctx, s.rs.jobWithTasks, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", jobID, err)
@@ -220,6 +223,9 @@ func (s *Store) jobFilter(ctx context.Context, tx *sql.Tx, q store.JobQuery) (st
 	}
 	if q.Before != "" {
 		var before int64
+		if err := s.awaitPrepared(ctx); err != nil {
+			return "", nil, err
+		}
 		err := tx.StmtContext(ctx, s.rs.jobSeq).QueryRowContext(ctx, q.Before).Scan(&before)
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", nil, fmt.Errorf("cursor %s: %w", q.Before, pipeline.ErrJobNotFound)

@@ -67,7 +67,11 @@ type Store struct {
 	// rather than a mutex, so that waiting for it honours the caller's context.
 	wlock  chan struct{}
 	closed bool // guarded by wlock
-	read   *sql.DB
+	// prepareErr is the error of preparing the statements (see prepareInBackground); guarded
+	// by wlock. prepared is closed once they are prepared.
+	prepareErr error
+	prepared   chan struct{}
+	read       *sql.DB
 	// ws holds the statements of the write paths, prepared once on wconn.
 	ws writeStmts
 	// rs holds the statements of the hot read paths, prepared on the read pool.
@@ -139,9 +143,7 @@ func open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	if s.read, err = openReaders(abs, p, opts.ReadConns); err != nil {
 		return nil, err
 	}
-	if err := s.prepare(ctx); err != nil {
-		return nil, err
-	}
+	s.prepareInBackground(ctx)
 	if err := s.backfillOnce(ctx); err != nil {
 		return nil, err
 	}
@@ -384,6 +386,9 @@ func (s *Store) withWriter(ctx context.Context, fn func(ctx context.Context) err
 	defer func() { <-s.wlock }()
 	if s.closed {
 		return errClosed
+	}
+	if s.prepareErr != nil {
+		return s.prepareErr
 	}
 	if err := fn(context.WithoutCancel(ctx)); err != nil {
 		return err

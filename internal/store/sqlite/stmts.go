@@ -101,6 +101,33 @@ func (s *Store) prepareTxControl(ctx context.Context) error {
 	return nil
 }
 
+// prepareInBackground prepares the statements of the hot paths (once the schema exists) in a
+// goroutine that holds the writer until they are ready, so that Open does not wait for them:
+// preparing some forty statements is a third of an idle start-up, and the first request a
+// starting server answers is a read that needs none of them. Every write waits for the writer
+// anyway; the reads that use a prepared statement wait with awaitPrepared. A statement that
+// fails to prepare fails every write and those reads.
+func (s *Store) prepareInBackground(ctx context.Context) {
+	s.prepared = make(chan struct{})
+	s.wlock <- struct{}{}
+	go func() {
+		defer func() { <-s.wlock }()
+		s.prepareErr = s.prepare(context.WithoutCancel(ctx))
+		close(s.prepared)
+	}()
+}
+
+// awaitPrepared waits until the statements are prepared and returns the error of preparing
+// them.
+func (s *Store) awaitPrepared(ctx context.Context) error {
+	select {
+	case <-s.prepared:
+		return s.prepareErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // prepare prepares the statements of the hot paths, once the schema exists.
 func (s *Store) prepare(ctx context.Context) error {
 	w := []struct {
