@@ -17,6 +17,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/metrics"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/scheduler"
 	"github.com/prunner-dev/prunner/internal/store/sqlite"
 )
 
@@ -72,7 +73,8 @@ func TestTokenMatrixEveryRoute(t *testing.T) {
 	}
 	liveDone := make(chan struct{})
 	defer close(liveDone)
-	app, dash := newApp(&config{}, secret, log, metrics.New(), liveDone, r)
+	sched := scheduler.New(scheduler.Config{Store: st, Firer: r, Logger: log})
+	app, dash := newApp(&config{}, secret, log, metrics.New(), liveDone, r, sched)
 	defer dash.Close()
 
 	now := time.Now()

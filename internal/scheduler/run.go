@@ -31,7 +31,15 @@ type work struct {
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
-	works, err := s.load(ctx)
+	s.mu.Lock()
+	stopped := s.stopped
+	s.starting = true
+	s.mu.Unlock()
+	var works []work
+	err := errStopped
+	if !stopped {
+		works, err = s.load(ctx)
+	}
 	s.mu.Lock()
 	s.loadErr = err
 	s.mu.Unlock()
@@ -110,6 +118,9 @@ func (s *Scheduler) catchUpLocked(sc *sched, now time.Time) (work, bool) {
 	return work{sc: sc, spec: sc.spec, times: times, advanceTo: now}, true
 }
 
+// errStopped is the error of a Start after Stop.
+var errStopped = errors.New("schedules: the scheduler was stopped before it started")
+
 // maxCatchUp bounds the missed fire times missed: all fires at one start.
 const maxCatchUp = pipeline.MaxBackfill
 
@@ -139,14 +150,20 @@ func missedTimes(tt timetable, policy pipeline.MissedPolicy, window time.Duratio
 	}
 }
 
-// Stop stops waiting for fire times and waits for the firings in flight. Stop it before the
-// runner drains.
+// Stop stops waiting for fire times and waits for the firings in flight (and for a Start that
+// is still reading the schedules). Stop it before the runner drains.
 func (s *Scheduler) Stop() {
 	s.mu.Lock()
 	s.stopped = true
-	started := s.started
+	starting := s.starting
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
+	if starting {
+		<-s.loaded
+	}
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
 	if started {
 		<-s.loopDone
 	}

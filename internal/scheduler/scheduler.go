@@ -96,8 +96,10 @@ type Scheduler struct {
 	fileSpecs []pipeline.ScheduleSpec
 	scheds    map[string]*sched
 	armed     armedHeap
-	started   bool
-	stopped   bool
+	// starting: Start was called; started: it has read the schedules; stopped: Stop was called.
+	starting bool
+	started  bool
+	stopped  bool
 
 	// loaded is closed when Start has read the schedules (loadErr says whether it could); the
 	// API methods wait for it.
