@@ -54,6 +54,7 @@ func (b *bench) groupSchedules(ctx context.Context) error {
 	// Every schedule was created before this minute began: its first fire time is the minute.
 	minute := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
 	fmt.Fprintf(os.Stderr, "bench:   created; waiting for %s\n", minute.Format(time.TimeOnly))
+	profiled := b.profileBurst(ctx, c, minute)
 	if err := sleepCtx(ctx, time.Until(minute)+2*time.Second); err != nil {
 		return err
 	}
@@ -74,6 +75,9 @@ func (b *bench) groupSchedules(ctx context.Context) error {
 		idle.Samples = []float64{100 * (procCPU(s.pid()) - cpu0) / time.Since(t0).Seconds()}
 		idle.Note = fmt.Sprintf("over %s", window.Round(time.Second))
 	}
+	if err := <-profiled; err != nil {
+		fmt.Fprintf(os.Stderr, "bench:   profile schedules: %v\n", err)
+	}
 	c.closeIdle()
 	if _, err := s.stop(syscall.SIGINT); err != nil {
 		return err
@@ -85,6 +89,35 @@ func (b *bench) groupSchedules(ctx context.Context) error {
 	}
 	measureFirings(jobs, minute, late, once)
 	return nil
+}
+
+// profileBurst, with --pprof, takes a CPU profile of the server over the firing burst of minute
+// (from half a second before it, --pprof-seconds long) into schedules.cpu.pprof. The channel
+// gets its error (nil without --pprof).
+func (b *bench) profileBurst(ctx context.Context, c *client, minute time.Time) <-chan error {
+	done := make(chan error, 1)
+	if b.cfg.pprofDir == "" {
+		done <- nil
+		return done
+	}
+	go func() {
+		if err := sleepCtx(ctx, time.Until(minute.Add(-500*time.Millisecond))); err != nil {
+			done <- err
+			return
+		}
+		f, err := os.Create(filepath.Join(b.cfg.pprofDir, "schedules.cpu.pprof"))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer f.Close()
+		st, _, err := c.stream(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, b.cfg.pprofSeconds)), f)
+		if err == nil && st != http.StatusOK {
+			err = fmt.Errorf("GET /debug/pprof/profile: HTTP %d", st)
+		}
+		done <- err
+	}()
+	return done
 }
 
 // waitNoneRunning polls GET /pipelines until no job of the schedules' pipeline runs, at most
