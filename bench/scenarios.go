@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,14 +19,20 @@ import (
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // groupStartup measures idle start-up (exec → first 200 on /pipelines/jobs) on a fresh data
-// directory and on an existing empty one, and SIGINT → exit of the idle server.
+// directory and on an existing empty one, and SIGINT → exit of the idle server. Each restart of
+// the empty one is paired with a start of a trivial Go net/http server (bench/floorserver), the
+// floor that a Go binary cannot beat, so that figures from a noisy machine compare in one run.
 func (b *bench) groupStartup(ctx context.Context) error {
 	fresh := &result{Group: "startup", Scenario: "idle start-up, new data dir: exec → first 200", Unit: "ms", Target: atMost(10)}
 	warm := &result{Group: "startup", Scenario: "idle start-up, empty history: exec → first 200", Unit: "ms", Target: atMost(10)}
+	floor := &result{Group: "startup", Scenario: "floor: trivial Go net/http server: exec → first 200", Unit: "ms"}
+	over := &result{Group: "startup", Scenario: "empty history minus floor, paired", Unit: "ms"}
 	exit := &result{Group: "startup", Scenario: "SIGINT → exit, idle", Unit: "ms", Target: atMost(100)}
 	defer func() {
 		b.add(fresh)
 		b.add(warm)
+		b.add(floor)
+		b.add(over)
 		b.add(exit)
 	}()
 	startStop := func(s *server, into *result) error {
@@ -64,12 +71,43 @@ func (b *bench) groupStartup(ctx context.Context) error {
 	if _, err := s.stop(syscall.SIGINT); err != nil {
 		return err
 	}
+	fl, err := b.floorServer()
+	if err != nil {
+		floor.Skipped = err.Error()
+		over.Skipped = err.Error()
+		fl = nil
+	}
 	for range b.cfg.startupReps {
 		if err := startStop(s, warm); err != nil {
 			return err
 		}
+		if fl == nil {
+			continue
+		}
+		d, err := b.startServer(ctx, fl)
+		if err != nil {
+			return err
+		}
+		if _, err := fl.stop(syscall.SIGINT); err != nil {
+			return err
+		}
+		floor.Samples = append(floor.Samples, ms(d))
+		over.Samples = append(over.Samples, warm.Samples[len(warm.Samples)-1]-ms(d))
 	}
 	return nil
+}
+
+// floorServer builds bench/floorserver (the bench runs from the module root) and returns a
+// server that runs it.
+func (b *bench) floorServer() (*server, error) {
+	bin := filepath.Join(b.workDir, "floorserver")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./bench/floorserver")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build the floor server: %v: %s", err, out)
+	}
+	b.nserver++
+	return newServer(fmt.Sprintf("%02d-floor", b.nserver), bin, b.workDir, b.pipeDir, b.secret, nil)
 }
 
 // groupLatency measures schedule → observed completion of a 1-task job, polling /job/detail.

@@ -48,6 +48,9 @@ type Config struct {
 	// held to send it with a Content-Length; a longer list is sent chunked as it is read, so
 	// that no list costs more memory than this. 0: DefaultListBuffer.
 	ListBuffer int
+	// Schedules manages the schedules (issue 11): with it the app serves /schedules and its
+	// sub-routes; nil means the server has no scheduler and those routes do not exist (404).
+	Schedules Schedules
 }
 
 // DefaultListBuffer is Config.ListBuffer's default: a list of about 20,000 typical jobs still
@@ -101,6 +104,9 @@ func New(cfg Config, r Runner) *fiber.App {
 	app.Get("/job/logs/live", authn, newLiveLogsHandler(r, logger, cfg.Done))
 	app.Post("/job/cancel", authn, h.jobCancel)
 
+	if cfg.Schedules != nil {
+		registerSchedules(app, cfg.Schedules, authn)
+	}
 	registerOps(app, cfg, authn)
 	if cfg.EnableProfiling {
 		registerPprof(app, authn)
@@ -208,6 +214,13 @@ func errorStatus(err error) (status int, message string) {
 		return reqErr.status, reqErr.msg
 	case errors.Is(err, pipeline.ErrShuttingDown):
 		return fiber.StatusServiceUnavailable, "Server is shutting down"
+	case errors.Is(err, pipeline.ErrScheduleNotFound):
+		return fiber.StatusNotFound, err.Error()
+	case errors.Is(err, pipeline.ErrScheduleExists), errors.Is(err, pipeline.ErrScheduleFromFile):
+		return fiber.StatusConflict, err.Error()
+	case errors.Is(err, pipeline.ErrInvalidSchedule):
+		// The scheduler's messages say what to change; they are meant for people.
+		return fiber.StatusBadRequest, err.Error()
 	case errors.Is(err, pipeline.ErrUnknownPipeline):
 		if errors.As(err, &schedErr) {
 			return fiber.StatusBadRequest, fmt.Sprintf("pipeline %q not found", schedErr.pipeline)

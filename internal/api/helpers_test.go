@@ -56,18 +56,21 @@ func (b *lockedBuffer) logLines(t *testing.T) []map[string]any {
 }
 
 type testEnv struct {
-	app    *fiber.App
-	runner *fakeRunner
-	logs   *lockedBuffer
-	token  string
+	app       *fiber.App
+	runner    *fakeRunner
+	schedules *fakeSchedules
+	logs      *lockedBuffer
+	token     string
 }
 
 func newTestEnv(t testing.TB, configure ...func(*Config)) *testEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
+	fs := newFakeSchedules()
 	cfg := Config{
-		Secret: testSecret,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Secret:    testSecret,
+		Schedules: fs,
+		Logger:    slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "prunner_test_metric 1\n")
 		}),
@@ -77,10 +80,11 @@ func newTestEnv(t testing.TB, configure ...func(*Config)) *testEnv {
 	}
 	fr := newFakeRunner()
 	return &testEnv{
-		app:    New(cfg, fr),
-		runner: fr,
-		logs:   logs,
-		token:  mintToken(t, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Minute).Unix()}),
+		app:       New(cfg, fr),
+		runner:    fr,
+		schedules: fs,
+		logs:      logs,
+		token:     mintToken(t, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Minute).Unix()}),
 	}
 }
 

@@ -70,6 +70,14 @@ func appendJobJSON(b []byte, j *pipeline.Job) ([]byte, error) {
 		b = append(b, `,"replacedBy":`...)
 		b = appendJSONString(b, j.ReplacedBy)
 	}
+	if j.Schedule != "" {
+		b = append(b, `,"schedule":`...)
+		b = appendJSONString(b, j.Schedule)
+	}
+	if j.ScheduledFor != nil {
+		b = append(b, `,"scheduledFor":`...)
+		b = appendJSONTime(b, *j.ScheduledFor)
+	}
 	return append(b, '}'), nil
 }
 

@@ -67,6 +67,10 @@ type jobView struct {
 	QueuePartition string    `json:"queuePartition,omitempty"`
 	StartAfter     *jsonTime `json:"startAfter,omitempty"`
 	ReplacedBy     string    `json:"replacedBy,omitempty"`
+	// Schedule is the ID of the schedule that started the job, ScheduledFor the fire time the
+	// job stands for (both absent for a job started otherwise).
+	Schedule     string    `json:"schedule,omitempty"`
+	ScheduledFor *jsonTime `json:"scheduledFor,omitempty"`
 	// Wait is set in the job detail of a queued job.
 	Wait *waitView `json:"wait,omitempty"`
 }
@@ -152,6 +156,8 @@ func newJobView(j *pipeline.Job) jobView {
 		QueuePartition: j.QueuePartition,
 		StartAfter:     nonZeroTime(j.StartAfter),
 		ReplacedBy:     j.ReplacedBy,
+		Schedule:       j.Schedule,
+		ScheduledFor:   optionalTime(j.ScheduledFor),
 	}
 }
 

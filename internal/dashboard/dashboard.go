@@ -51,6 +51,25 @@ type Runner interface {
 	WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error)
 }
 
+// Schedules is what the dashboard needs of the scheduler (issue 11); *scheduler.Scheduler
+// implements it (it is a part of api.Schedules). Errors: pipeline.ErrScheduleNotFound,
+// ErrScheduleExists, ErrScheduleFromFile, ErrInvalidSchedule, ErrUnknownPipeline, each with a
+// message for people; Trigger's are those of admission.
+type Schedules interface {
+	// List returns every schedule (of one pipeline when pipelineName is not ""), sorted by ID.
+	List(ctx context.Context, pipelineName string) ([]pipeline.ScheduleView, error)
+	Get(ctx context.Context, id string) (pipeline.ScheduleView, error)
+	// Create validates and stores an API schedule.
+	Create(ctx context.Context, spec pipeline.ScheduleSpec) (pipeline.ScheduleView, error)
+	// Update changes an API schedule, or pauses/resumes any schedule.
+	Update(ctx context.Context, id string, patch pipeline.SchedulePatch) (pipeline.ScheduleView, error)
+	Delete(ctx context.Context, id string) error
+	// Trigger starts a job now with the schedule's variables, through normal admission.
+	Trigger(ctx context.Context, id, user string) (jobID string, err error)
+	// Firings returns the newest firings of a schedule, newest first, at most limit.
+	Firings(ctx context.Context, id string, limit int) ([]pipeline.ScheduleFiring, error)
+}
+
 // Config configures the dashboard.
 type Config struct {
 	// Secret is the HS256 key of the API's tokens. Required.
@@ -72,6 +91,9 @@ type Config struct {
 	MaxLogLines int
 	// TailBytes is how much of a stream's end a job page shows at first (default 256 KiB).
 	TailBytes int64
+	// Schedules adds the schedules pages (and the pipelines' next runs); nil: the server has
+	// no scheduler, and there are none.
+	Schedules Schedules
 }
 
 // Dashboard is the registered UI. Close ends its live streams (call it before shutting the
@@ -189,6 +211,9 @@ func (d *Dashboard) routes(ui fiber.Router) {
 	ui.Get("/pipelines/:name/queue", d.auth, d.queuePage)
 	ui.Get("/pipelines/:name/start", d.auth, d.startPage)
 	ui.Post("/pipelines/:name/start", d.sameOrigin, d.auth, d.startJob)
+	if d.cfg.Schedules != nil {
+		d.scheduleRoutes(ui)
+	}
 	ui.All("/*", d.auth, d.notFound)
 }
 

@@ -37,6 +37,7 @@ func (d *Dashboard) pipelinesPage(c *fiber.Ctx) error {
 	if err != nil {
 		return d.fail(c, err)
 	}
+	next, nextKnown := d.nextRuns(ctx)
 	now := d.now()
 	l := d.layout(c, "Pipelines", "pipelines")
 	page := view.PipelinesPage{Layout: l, Pipelines: make([]view.PipelineRow, 0, len(pipes))}
@@ -53,6 +54,10 @@ func (d *Dashboard) pipelinesPage(c *fiber.Ctx) error {
 			Form:        d.startForm(p, l.CSRF, nil, "", "", ""),
 		}
 		row.Form.Compact = true
+		row.NextRunUnknown = !nextKnown
+		if t, ok := next[p.Name]; ok {
+			row.NextRun, row.SchedulesURL = view.At(t, now), d.paths.Schedules(p.Name)
+		}
 		if def := p.Definition; def != nil {
 			row.Concurrency, row.Tasks, row.Strategy = def.Concurrency, len(def.Tasks), string(def.QueueStrategy)
 		}

@@ -14,7 +14,7 @@ import (
 
 // layout builds the frame of a page for the request's session.
 func (d *Dashboard) layout(c *fiber.Ctx, title, nav string) view.Layout {
-	l := view.Layout{Title: title, Paths: d.paths, Nav: nav, CSRF: d.csrfToken(c), Assets: d.assets}
+	l := view.Layout{Title: title, Paths: d.paths, Nav: nav, CSRF: d.csrfToken(c), Assets: d.assets, Schedules: d.cfg.Schedules != nil}
 	if s := sessionFrom(c); s != nil {
 		l.SignedIn, l.User, l.ViaHeader = true, s.User, s.ViaHeader
 	}
@@ -62,6 +62,14 @@ func (d *Dashboard) fail(c *fiber.Ctx, err error) error {
 
 func failure(err error) (status int, heading, msg string) {
 	switch {
+	case errors.Is(err, pipeline.ErrScheduleNotFound):
+		return fiber.StatusNotFound, "Schedule not found", "There is no schedule with this ID. It may have been deleted, or its pipeline removed."
+	case errors.Is(err, pipeline.ErrScheduleFromFile):
+		return fiber.StatusConflict, "Declared in a file", err.Error()
+	case errors.Is(err, pipeline.ErrScheduleExists):
+		return fiber.StatusConflict, "Schedule exists", err.Error()
+	case errors.Is(err, pipeline.ErrInvalidSchedule):
+		return fiber.StatusBadRequest, "Invalid schedule", err.Error()
 	case errors.Is(err, pipeline.ErrJobNotFound):
 		return fiber.StatusNotFound, "Job not found", "There is no job with this ID. Retention may have deleted it."
 	case errors.Is(err, pipeline.ErrTaskNotFound):

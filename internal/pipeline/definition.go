@@ -1,6 +1,7 @@
 // Package pipeline is the domain leaf of prunner: pipeline definitions (loading, validation, DAG
 // order), job and task records, their persisted status tokens and the sentinel errors shared by
-// the runner, the store backends and the API. It imports nothing of ours.
+// the runner, the store backends and the API. Of ours it imports only internal/schedule (pure
+// fire-time computation, for checking schedules).
 package pipeline
 
 import (

@@ -34,7 +34,7 @@ var (
 	pipelineKeys = []string{
 		"concurrency", "queue_limit", "queue_strategy", "queue_partition_limit", "start_delay", "replace_variables", "interrupt_running",
 		"continue_running_tasks_after_failure", "retention_period", "retention_count", "timeout", "env", "tasks",
-		"on_error",
+		"on_error", "schedules",
 	}
 	taskKeys    = []string{"script", "depends_on", "allow_failure", "env", "timeout", "retry"}
 	onErrorKeys = []string{"script", "env", "timeout"}
@@ -65,6 +65,8 @@ type parsedPipeline struct {
 	// taskLines maps each task to the line of its name, dependsOnLines to the line of its depends_on.
 	taskLines      map[string]int
 	dependsOnLines map[string]int
+	// schedules are the pipeline's schedules as read, checked after the whole pipeline is read.
+	schedules []*parsedSchedule
 }
 
 func (p *fileParser) errorf(n *yaml.Node, format string, args ...any) {
@@ -166,6 +168,7 @@ func (p *fileParser) parsePipelines(n *yaml.Node) {
 		pp := p.parsePipeline(e)
 		p.pipelines = append(p.pipelines, pp)
 		p.validate(pp)
+		p.checkSchedules(pp)
 	}
 }
 
@@ -245,6 +248,8 @@ func (p *fileParser) parsePipeline(e entry) *parsedPipeline {
 			p.parseTasks(pp, v, where)
 		case "on_error":
 			d.OnError = p.parseOnError(v, name)
+		case "schedules":
+			p.parseSchedules(pp, v, where)
 		}
 		if !ok {
 			pp.invalid[s.name] = true

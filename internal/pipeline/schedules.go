@@ -153,12 +153,3 @@ type SchedulePatch struct {
 
 // MaxBackfill is the most fire times one backfill request may start.
 const MaxBackfill = 1000
-
-// Check validates a schedule of the pipeline def and fills in the defaults (Missed skip,
-// CatchupWindow DefaultCatchupWindow, Overlap allow). Its errors wrap ErrInvalidSchedule and say
-// what to change; a file schedule's errors name its file and line.
-//
-// INTERIM (issue 11 skeleton): implemented with the schedules: key of the pipelines file.
-func (s *ScheduleSpec) Check(def *Definition) error {
-	panic("INTERIM: ScheduleSpec.Check")
-}

@@ -104,7 +104,7 @@ type Store interface {
 	DeleteFinished(ctx context.Context, p RetentionParams) ([]string, error)
 
 	// ImportJobs stores finished jobs as given (ID, status, variables, times, LastError,
-	// Errored, ReplacedBy, Definition and tasks with their records), in one transaction: either
+	// Errored, ReplacedBy, Schedule, ScheduledFor, Definition and tasks with their records), in one transaction: either
 	// all new jobs are stored or none. It is how the history of another prunner installation is
 	// taken over. Jobs whose ID already exists are skipped, so an interrupted import can be
 	// repeated. The jobs are history: in creation order they come, in the order given, before
@@ -133,10 +133,12 @@ type Store interface {
 	// ScheduleStates returns the state of every schedule that has one, by ID.
 	ScheduleStates(ctx context.Context) (map[string]pipeline.ScheduleState, error)
 	// SetSchedulePaused pauses (with a note, "" for none) or resumes a schedule, creating its
-	// state when it has none (Cursor = now). Resuming clears the note.
+	// state when it has none (Cursor = now). Resuming clears the note and PausedAt; pausing a
+	// paused schedule again replaces the note and keeps PausedAt.
 	SetSchedulePaused(ctx context.Context, id string, paused bool, note string, now time.Time) error
 	// AdvanceScheduleCursor moves a schedule's cursor forward to t (never back): fire times up to
-	// t will not fire as regular firings (missed: skip, a paused schedule's passing times).
+	// t will not fire as regular firings (missed: skip, a paused schedule's passing times). A
+	// schedule without a state gets one with Cursor = t.
 	AdvanceScheduleCursor(ctx context.Context, id string, t time.Time) error
 
 	// ScheduleFirings returns the newest firings of a schedule, newest fire time first, at most
@@ -163,9 +165,14 @@ type Store interface {
 //     rejected with the error's message, and Admit returns that error.
 //   - The job stored carries Schedule = ScheduleID and ScheduledFor = FireTime (the caller sets
 //     both on AdmitParams.Job).
+//   - The record's Recorded is AdmitParams.Now. A schedule without a state gets one (Cursor =
+//     the fire time for kind cron, else Now). When AdmitParams.IdempotencyKey names a stored
+//     job, only ExistingID applies: nothing is recorded.
 //
 // The firing records of a schedule are bounded: a backend keeps at least its newest
-// KeptFirings (and the cursor, which is what guarantees the key for regular firings).
+// KeptFirings by fire time (and the cursor, which is what guarantees the key for regular
+// firings). The key of a backfill or trigger is thus guaranteed while its record is kept: a
+// backfill of a time older than the kept records may fire it again.
 type Firing struct {
 	ScheduleID   string
 	FireTime     time.Time

@@ -82,8 +82,23 @@
     streams.addEventListener('htmx:sseClose', function () { streams.dataset.live = 'false'; });
   }
 
+  // Times marked data-local (a schedule's next runs) are shown in the viewer's zone; the
+  // server writes them in UTC, which is what stays without script.
+  var localFormat = window.Intl && Intl.DateTimeFormat ? new Intl.DateTimeFormat(undefined, {
+    weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short'
+  }) : null;
+  function localTimes(root) {
+    if (!localFormat) return;
+    root.querySelectorAll('time[data-local]').forEach(function (el) {
+      var d = new Date(el.getAttribute('datetime'));
+      if (!isNaN(d)) el.textContent = localFormat.format(d);
+    });
+  }
+
   function init(root) {
-    (root.querySelectorAll ? root : document).querySelectorAll('[data-testid="log"]').forEach(setupLog);
+    var scope = root.querySelectorAll ? root : document;
+    scope.querySelectorAll('[data-testid="log"]').forEach(setupLog);
+    localTimes(scope);
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { init(document); });
   else init(document);

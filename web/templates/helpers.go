@@ -46,3 +46,6 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// cronHint explains the schedule form's expression field (in Go: templ reads @ as a call).
+const cronHint = `Five fields (minute hour day month weekday), @hourly, @daily, @weekly, @monthly, @yearly, or "@every 15m".`

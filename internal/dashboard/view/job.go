@@ -39,10 +39,15 @@ type JobView struct {
 	// ReplacedBy is the job that replaced this one on the wait list.
 	ReplacedBy    string
 	ReplacedByURL string
-	CanCancel     bool
-	CancelURL     string
-	RerunURL      string
-	CSRF          string
+	// Schedule is the ID of the schedule that started the job ("" when none), ScheduleURL its
+	// page, ScheduledFor the fire time the job stands for.
+	Schedule     string
+	ScheduleURL  string
+	ScheduledFor Time
+	CanCancel    bool
+	CancelURL    string
+	RerunURL     string
+	CSRF         string
 	// EventsURL is the live stream of this view; "" once the job is final.
 	EventsURL string
 	Graph     Graph
@@ -143,6 +148,9 @@ func NewJobView(job *pipeline.Job, in JobInput) JobView {
 		CancelURL:   p.Cancel(job.ID),
 		RerunURL:    p.Rerun(job.ID),
 		CSRF:        in.CSRF,
+	}
+	if job.Schedule != "" {
+		v.Schedule, v.ScheduleURL, v.ScheduledFor = job.Schedule, p.Schedule(job.Schedule), AtFull(job.ScheduledFor)
 	}
 	if job.ReplacedBy != "" {
 		v.ReplacedBy = job.ReplacedBy

@@ -3,6 +3,7 @@ package view
 import (
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // Paths builds the dashboard's URLs below the base path (a host app may serve prunner under a
@@ -128,3 +129,24 @@ func (p Paths) Start(pipeline string) string {
 func (p Paths) Static(name, version string) string {
 	return p.ui() + "/static/" + name + "?v=" + version
 }
+
+// Schedules is the schedules page, of one pipeline when pipeline is not "".
+func (p Paths) Schedules(pipeline string) string {
+	if pipeline == "" {
+		return p.ui() + "/schedules"
+	}
+	return p.ui() + "/schedules?" + url.Values{"pipeline": {pipeline}}.Encode()
+}
+
+// NewSchedule is the form that creates a schedule (GET) and its action (POST).
+func (p Paths) NewSchedule() string { return p.ui() + "/schedules/new" }
+
+// Schedule is a schedule's page. Its ID "<pipeline>/<name>" keeps the slash as a path
+// separator; each part is escaped.
+func (p Paths) Schedule(id string) string {
+	pipe, name, _ := strings.Cut(id, "/")
+	return p.ui() + "/schedules/" + url.PathEscape(pipe) + "/" + url.PathEscape(name)
+}
+
+// ScheduleAction is one of a schedule's POST actions: pause, resume, run, edit, delete.
+func (p Paths) ScheduleAction(id, action string) string { return p.Schedule(id) + "/" + action }

@@ -8,7 +8,7 @@ package view
 type Layout struct {
 	Title string
 	Paths Paths
-	// Nav names the active navigation entry: "pipelines", "jobs" or "".
+	// Nav names the active navigation entry: "pipelines", "jobs", "schedules" or "".
 	Nav string
 	// User is the signed-in user (the token's sub claim; may be empty).
 	User     string
@@ -19,6 +19,8 @@ type Layout struct {
 	// CSRF is the token that every form posts back.
 	CSRF   string
 	Assets Assets
+	// Schedules shows the Schedules navigation entry (the server has a scheduler).
+	Schedules bool
 }
 
 // Assets are the versioned URLs of the static files.
@@ -89,6 +91,12 @@ type PipelineRow struct {
 	// LastJob is nil when the pipeline never ran.
 	LastJob *JobRow
 	Form    StartForm
+	// NextRun is the pipeline's next scheduled run (the earliest next fire time of its
+	// schedules that are not paused); zero when none. SchedulesURL lists its schedules.
+	NextRun      Time
+	SchedulesURL string
+	// NextRunUnknown is true when the scheduler did not answer.
+	NextRunUnknown bool
 }
 
 // StartForm is the form that schedules a job of a pipeline.

@@ -78,8 +78,8 @@ func (s *Store) ImportJobs(ctx context.Context, jobs []*pipeline.Job) (int, erro
 		}
 		insertJob, err := s.wconn.PrepareContext(ctx, `INSERT INTO jobs (seq, id, pipeline, status,
 			variables, user_name, queue_partition, created_at, start_after, started_at, ended_at,
-			last_error, errored, replaced_by, definition)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			last_error, errored, replaced_by, definition, schedule_id, scheduled_for)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("prepare insert: %w", err)
 		}
@@ -91,7 +91,7 @@ func (s *Store) ImportJobs(ctx context.Context, jobs []*pipeline.Job) (int, erro
 			if _, err := insertJob.ExecContext(ctx, seq, j.ID, j.Pipeline, string(j.Status),
 				e.vars, j.User, j.QueuePartition, nanos(j.Created), nanos(j.StartAfter),
 				nanosPtr(j.Start), nanosPtr(j.End), j.LastError, j.Errored, j.ReplacedBy,
-				e.def); err != nil {
+				e.def, j.Schedule, nanosPtr(j.ScheduledFor)); err != nil {
 				return fmt.Errorf("insert job %s: %w", j.ID, err)
 			}
 			for k, t := range j.Tasks {

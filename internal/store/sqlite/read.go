@@ -390,10 +390,11 @@ type scanner interface {
 // destinations passed to Scan escape to the heap, and fresh ones per row would be a dozen
 // allocations per job.
 type jobRow struct {
-	seq, errored, created, startAfter, start, ended        intCol
-	id, pipeline, status, user, partition, lastErr, replBy string
-	vars, def                                              sql.NullString
-	dest                                                   []any
+	seq, errored, created, startAfter, start, ended, schedFor intCol
+	id, pipeline, status, user, partition, lastErr, replBy    string
+	schedule                                                  string
+	vars, def                                                 sql.NullString
+	dest                                                      []any
 }
 
 func (r *jobRow) scan(row scanner) error {
@@ -404,7 +405,7 @@ func (r *jobRow) scan(row scanner) error {
 func (r *jobRow) dests() []any {
 	if r.dest == nil {
 		r.dest = []any{&r.seq, &r.id, &r.pipeline, &r.status, &r.vars, &r.user, &r.partition,
-			&r.created, &r.startAfter, &r.start, &r.ended, &r.lastErr, &r.errored, &r.replBy, &r.def}
+			&r.created, &r.startAfter, &r.start, &r.ended, &r.lastErr, &r.errored, &r.replBy, &r.schedule, &r.schedFor, &r.def}
 	}
 	return r.dest
 }
@@ -433,6 +434,8 @@ func (s *Store) jobFromRow(a *arena) (int64, *pipeline.Job, error) {
 	j.LastError = r.lastErr
 	j.Errored = r.errored.V != 0
 	j.ReplacedBy = r.replBy
+	j.Schedule = r.schedule
+	j.ScheduledFor = a.time(r.schedFor)
 	var err error
 	if j.Variables, err = decodeVariables(r.vars); err != nil {
 		return 0, nil, fmt.Errorf("job %s: %w", j.ID, err)

@@ -37,6 +37,10 @@ const (
 	recStart
 	recEnd
 	recVariables
+	// Since migration 0005: a job started by a schedule. Records written before have neither
+	// flag and decode as jobs without a schedule.
+	recSchedule
+	recScheduledFor
 )
 
 // Flags of a task in its record.
@@ -71,6 +75,12 @@ func encodeRecord(j *pipeline.Job) ([]byte, error) {
 	if j.Variables != nil {
 		flags |= recVariables
 	}
+	if j.Schedule != "" {
+		flags |= recSchedule
+	}
+	if j.ScheduledFor != nil {
+		flags |= recScheduledFor
+	}
 	b = append(b, flags)
 	for _, s := range []string{j.ID, j.Pipeline, string(j.Status), j.User, j.QueuePartition, j.LastError, j.ReplacedBy} {
 		b = appendString(b, s)
@@ -93,6 +103,12 @@ func encodeRecord(j *pipeline.Job) ([]byte, error) {
 			return nil, err
 		}
 		b = appendString(b, vars.(string))
+	}
+	if j.Schedule != "" {
+		b = appendString(b, j.Schedule)
+	}
+	if j.ScheduledFor != nil {
+		b = binary.AppendVarint(b, j.ScheduledFor.UnixNano())
 	}
 	b = binary.AppendUvarint(b, uint64(len(j.Tasks)))
 	for _, t := range j.Tasks {
@@ -251,6 +267,12 @@ func decodeRecord(raw []byte, a *arena, b *taskBlocks, varsAsJSON bool) (*pipeli
 				return nil, fmt.Errorf("job %s: %w", j.ID, err)
 			}
 		}
+	}
+	if flags&recSchedule != 0 {
+		j.Schedule = r.string()
+	}
+	if flags&recScheduledFor != 0 {
+		j.ScheduledFor = a.time(intCol{V: r.varint(), Valid: true})
 	}
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.s)) {

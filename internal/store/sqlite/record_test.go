@@ -101,8 +101,10 @@ func TestRecordsBackfilledOnUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Back to version 3, as a database of the previous release is.
-	for _, q := range []string{`DROP TRIGGER jobs_final_record_stale`, `DROP TRIGGER tasks_insert_final_record_stale`,
+	// Back to version 3, as a database of the previous release is: first undo 0005, then 0004.
+	for _, q := range []string{`DROP TABLE schedules`, `DROP TABLE schedule_states`, `DROP TABLE schedule_firings`,
+		`DROP INDEX jobs_schedule_active`, `ALTER TABLE jobs DROP COLUMN schedule_id`,
+		`ALTER TABLE jobs DROP COLUMN scheduled_for`, `DROP TRIGGER jobs_final_record_stale`, `DROP TRIGGER tasks_insert_final_record_stale`,
 		`DROP TRIGGER tasks_update_final_record_stale`, `DROP INDEX jobs_delayed`,
 		`ALTER TABLE jobs DROP COLUMN final_record`, `PRAGMA user_version = 3`} {
 		if _, err := s.wconn.ExecContext(t.Context(), q); err != nil {

@@ -72,6 +72,8 @@ type Store struct {
 	ws writeStmts
 	// rs holds the statements of the hot read paths, prepared on the read pool.
 	rs readStmts
+	// fs holds the statements of a schedule's firing (see schedules.go), prepared on wconn.
+	fs firingStmts
 	// defs caches decoded definition snapshots (see definitionCache).
 	defs definitionCache
 

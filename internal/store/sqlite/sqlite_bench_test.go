@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,4 +266,51 @@ func BenchmarkFinishAndClaim(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkFirings10000 is the burst of a minute at which 10,000 schedules ("* * * * *") fire:
+// each firing is its own Admit call, all at once, as the schedule engine makes them; group
+// commit batches them. One iteration is one minute's 10,000 firings; later iterations run on a
+// store that holds the earlier minutes' jobs and firing records, so the figure would grow if the
+// firing path scanned them. Every tenth schedule has overlap: skip (its previous job still runs,
+// so from the second minute on those firings are recorded as skipped).
+func BenchmarkFirings10000(b *testing.B) {
+	const schedules = 10000
+	s := benchStore(b)
+	ctx := b.Context()
+	defs := make([]*pipeline.Definition, 100)
+	for i := range defs {
+		defs[i] = benchDefinition(1)
+		defs[i].Name = "bench-" + strconv.Itoa(i)
+	}
+	minute := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := 0
+	for b.Loop() {
+		m++
+		fireTime := minute.Add(time.Duration(m) * time.Minute)
+		var wg sync.WaitGroup
+		errs := make(chan error, schedules)
+		for i := range schedules {
+			wg.Go(func() {
+				d := defs[i%len(defs)]
+				id := d.Name + "/s" + strconv.Itoa(i)
+				j := benchJob(d, m*schedules+i, fireTime)
+				j.Schedule, j.ScheduledFor = id, &fireTime
+				f := store.Firing{ScheduleID: id, FireTime: fireTime, Kind: pipeline.FiringCron, SkipIfActive: i%10 == 0}
+				res, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: fireTime, Firing: &f})
+				if err == nil && res.AlreadyFired {
+					err = fmt.Errorf("firing %s at %v: AlreadyFired", id, fireTime)
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*schedules), "ns/firing")
 }

@@ -39,6 +39,20 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformancePersistence runs the part of the suite that opens the same file again.
+func TestConformancePersistence(t *testing.T) {
+	t.Parallel()
+	storetest.RunPersistence(t, func(t *testing.T) (store.Store, func() store.Store) {
+		path := filepath.Join(t.TempDir(), "prunner.db")
+		first, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open(%s) error: %v", path, err)
+		}
+		t.Cleanup(func() { first.Close() }) // idempotent: the test closes it first
+		return first, func() store.Store { return openTest(t, path) }
+	})
+}
+
 func testDefinition() *pipeline.Definition {
 	limit := 5
 	return &pipeline.Definition{

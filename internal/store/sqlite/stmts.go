@@ -28,7 +28,7 @@ var (
 
 // jobColumns is the column list that scanJob reads, in its order.
 const jobColumns = `seq, id, pipeline, status, variables, user_name, queue_partition, created_at,
-	start_after, started_at, ended_at, last_error, errored, replaced_by, definition`
+	start_after, started_at, ended_at, last_error, errored, replaced_by, schedule_id, scheduled_for, definition`
 
 // taskColumns is the column list that taskRow reads, in its order.
 const taskColumns = `job_seq, name, depends_on, status, started_at, ended_at, exit_code, errored, error,
@@ -112,7 +112,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		// count reads the covering index only.
 		{&s.ws.countRunning, `SELECT count(*) FROM jobs WHERE pipeline = ? AND status = '` + string(pipeline.JobRunning) + `'`},
 		{&s.ws.insertJob, `INSERT INTO jobs (id, pipeline, status, variables, user_name, queue_partition,
-			created_at, start_after, started_at, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			created_at, start_after, started_at, definition, schedule_id, scheduled_for)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.ws.insertTask, `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,
 			ended_at, exit_code, errored, error, attempt, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.ws.replaceJob, `UPDATE jobs SET status = '` + string(pipeline.JobReplaced) + `', ended_at = ?, replaced_by = ?
@@ -164,6 +165,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.ws.idempotencyLookup, `SELECT id, pipeline FROM jobs WHERE idempotency_key = ?`},
 		{&s.ws.setIdempotencyKey, `UPDATE jobs SET idempotency_key = ? WHERE seq = ?`},
 	}
+	w = append(w, s.firingStatements()...)
 	for _, p := range w {
 		st, err := s.wconn.PrepareContext(ctx, p.query)
 		if err != nil {

@@ -24,10 +24,21 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 	if err != nil {
 		return store.AdmitResult{}, fmt.Errorf("admit job %s: %w", p.Job.ID, err)
 	}
-	var res store.AdmitResult
+	var (
+		res store.AdmitResult
+		// rejected is the admission error of a firing: the transaction commits the firing's
+		// record, and Admit still returns the error.
+		rejected error
+	)
 	err = s.groupTx(ctx, func(ctx context.Context) error {
+		if p.Firing != nil {
+			return s.admitFiring(ctx, p, enc, &res, &rejected)
+		}
 		return s.admit(ctx, p, enc, &res)
 	})
+	if err == nil && rejected != nil {
+		return store.AdmitResult{}, rejected
+	}
 	if err != nil {
 		var rejected errRejected
 		if errors.As(err, &rejected) {
@@ -180,9 +191,14 @@ func (s *Store) insertAdmitted(ctx context.Context, p store.AdmitParams, enc enc
 	if start {
 		status, started = pipeline.JobRunning, nanos(p.Now)
 	}
+	schedule, scheduledFor := j.Schedule, nanosPtr(j.ScheduledFor)
+	if f := p.Firing; f != nil {
+		// The firing is what the job stands for, whatever the caller set.
+		schedule, scheduledFor = f.ScheduleID, nanos(f.FireTime)
+	}
 	r, err := s.ws.insertJob.ExecContext(ctx,
 		j.ID, j.Pipeline, string(status), enc.vars, j.User, j.QueuePartition,
-		nanos(j.Created), nanos(j.StartAfter), started, enc.def)
+		nanos(j.Created), nanos(j.StartAfter), started, enc.def, schedule, scheduledFor)
 	if err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}

@@ -290,6 +290,7 @@ func checkJob(t *testing.T, got, want *pipeline.Job) {
 		{"ReplacedBy", got.ReplacedBy, want.ReplacedBy},
 		{"Variables", got.Variables, want.Variables},
 		{"Definition", got.Definition, want.Definition},
+		{"Schedule", got.Schedule, want.Schedule},
 	} {
 		if !reflect.DeepEqual(fd.got, fd.want) {
 			t.Errorf("job %s %s = %#v, want %#v", want.ID, fd.name, fd.got, fd.want)
@@ -299,6 +300,7 @@ func checkJob(t *testing.T, got, want *pipeline.Job) {
 	wantTime(t, "job "+want.ID+" StartAfter", got.StartAfter, want.StartAfter)
 	wantTimePtr(t, "job "+want.ID+" Start", got.Start, want.Start)
 	wantTimePtr(t, "job "+want.ID+" End", got.End, want.End)
+	wantTimePtr(t, "job "+want.ID+" ScheduledFor", got.ScheduledFor, want.ScheduledFor)
 	if len(got.Tasks) != len(want.Tasks) {
 		t.Errorf("job %s has %d tasks %v, want %d", want.ID, len(got.Tasks), got.Tasks, len(want.Tasks))
 		return

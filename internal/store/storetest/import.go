@@ -35,8 +35,10 @@ func importedJobs() []*pipeline.Job {
 			},
 		},
 		{
+			// Started by a schedule (an export of a store that has schedules).
 			ID: "imp-canceled", Pipeline: "other", Status: pipeline.JobCanceled,
 			Created: at(-300), Start: ptr(at(-299)), End: ptr(at(-298)),
+			Schedule: "other/hourly", ScheduledFor: ptr(at(-300)),
 			Tasks: []pipeline.Task{
 				{Name: "sleep", Attempt: 1, Status: pipeline.TaskCanceled, Start: ptr(at(-299)), End: ptr(at(-298)), ExitCode: -1},
 			},

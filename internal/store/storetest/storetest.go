@@ -68,6 +68,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		// import.go
 		{"ImportJobs", testImportJobs},
 		{"ImportJobsInvalid", testImportJobsInvalid},
+		// schedules.go (and RunPersistence there)
+		{"FiringOncePerKey", testFiringOncePerKey},
+		{"FiringConcurrentSameKey", testFiringConcurrentSameKey},
+		{"FiringCronCursor", testFiringCronCursor},
+		{"FiringSkipIfActive", testFiringSkipIfActive},
+		{"FiringRejected", testFiringRejected},
+		{"ScheduledJobRoundTrip", testScheduledJobRoundTrip},
+		{"ScheduleCRUD", testScheduleCRUD},
+		{"SchedulePause", testSchedulePause},
+		{"EnsureScheduleStates", testEnsureScheduleStates},
+		{"FiringsBounded", testFiringsBounded},
+		{"FiringsShowJobStatus", testFiringsShowJobStatus},
 		// this file
 		{"CloseIdempotent", testCloseIdempotent},
 	}
