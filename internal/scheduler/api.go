@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/schedule"
 	"github.com/prunner-dev/prunner/internal/store"
 )
 
@@ -118,17 +119,17 @@ func fromFile(spec pipeline.ScheduleSpec) error {
 }
 
 // validate checks spec against its loaded pipeline (filling in the defaults) and parses it.
-func (s *Scheduler) validate(spec *pipeline.ScheduleSpec) (timetable, error) {
+func (s *Scheduler) validate(spec *pipeline.ScheduleSpec) (*schedule.Timetable, error) {
 	s.mu.Lock()
 	def := s.defs.Get(spec.Pipeline)
 	s.mu.Unlock()
 	if def == nil {
 		return nil, fmt.Errorf("%w: pipeline %q is not defined", pipeline.ErrUnknownPipeline, spec.Pipeline)
 	}
-	if err := s.check(spec, def); err != nil {
+	if err := spec.Check(def); err != nil {
 		return nil, err
 	}
-	tt, err := s.parse(spec.Cron, spec.Timezone)
+	tt, err := schedule.Parse(spec.Cron, spec.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pipeline.ErrInvalidSchedule, err)
 	}

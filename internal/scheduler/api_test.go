@@ -22,7 +22,7 @@ func TestCreateValidatesStoresAndArms(t *testing.T) {
 	if v.Spec.Source != pipeline.SourceAPI || v.Spec.Missed != pipeline.MissedSkip || v.Spec.Overlap != pipeline.OverlapAllow {
 		t.Errorf("created %+v; want source api and the defaults filled in", v.Spec)
 	}
-	if len(v.Next) != 5 || !v.Next[0].Equal(at(1, 0)) || v.Description != "every 1m0s" {
+	if len(v.Next) != 5 || !v.Next[0].Equal(at(1, 0)) || v.Description != "every 1m" {
 		t.Errorf("view next %v, description %q", v.Next, v.Description)
 	}
 	if _, ok := h.b.api["p/api"]; !ok {

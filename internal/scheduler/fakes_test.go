@@ -2,13 +2,11 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,63 +62,6 @@ func (c *fakeClock) advance(d time.Duration) {
 		t.c <- c.now
 	}
 	c.timers = kept
-}
-
-// everyTimetable is "@every <d>" aligned to the epoch (for a minute or an hour: the same fire
-// times as "* * * * *" or "0 * * * *").
-type everyTimetable struct{ d time.Duration }
-
-func (tt everyTimetable) Next(t time.Time) time.Time { return t.UTC().Truncate(tt.d).Add(tt.d) }
-
-func (tt everyTimetable) Upcoming(t time.Time, n int) []time.Time {
-	var times []time.Time
-	for i := 0; i < n; i++ {
-		t = tt.Next(t)
-		times = append(times, t)
-	}
-	return times
-}
-
-func (tt everyTimetable) Between(from, to time.Time, max int) ([]time.Time, bool) {
-	var times []time.Time
-	for t := tt.Next(from); !t.After(to); t = tt.Next(t) {
-		if len(times) == max {
-			return times, true
-		}
-		times = append(times, t)
-	}
-	return times, false
-}
-
-func (tt everyTimetable) Describe() string { return "every " + tt.d.String() }
-
-var errBadExpr = errors.New("bad expression")
-
-// parseEvery parses "@every <duration>" only.
-func parseEvery(expr, _ string) (timetable, error) {
-	d, err := time.ParseDuration(strings.TrimPrefix(expr, "@every "))
-	if err != nil || !strings.HasPrefix(expr, "@every ") || d < time.Second {
-		return nil, fmt.Errorf("%w: %q", errBadExpr, expr)
-	}
-	return everyTimetable{d}, nil
-}
-
-// checkEvery stands for (*ScheduleSpec).Check: it fills in the defaults and rejects what
-// parseEvery does not parse.
-func checkEvery(spec *pipeline.ScheduleSpec, _ *pipeline.Definition) error {
-	if _, err := parseEvery(spec.Cron, spec.Timezone); err != nil {
-		return fmt.Errorf("%w: %w", pipeline.ErrInvalidSchedule, err)
-	}
-	if spec.Missed == "" {
-		spec.Missed = pipeline.MissedSkip
-	}
-	if spec.Overlap == "" {
-		spec.Overlap = pipeline.OverlapAllow
-	}
-	if spec.CatchupWindow == 0 {
-		spec.CatchupWindow = pipeline.DefaultCatchupWindow
-	}
-	return nil
 }
 
 type firingKey struct {
@@ -334,7 +275,7 @@ type harness struct {
 // defs is a set of pipelines "p" and "q" with the given file schedules (of either).
 func defs(specs ...pipeline.ScheduleSpec) *pipeline.Set {
 	set := &pipeline.Set{Pipelines: map[string]*pipeline.Definition{
-		"p": {Name: "p"},
+		"p": {Name: "p", QueueStrategy: pipeline.QueuePartitionedReplace},
 		"q": {Name: "q"},
 	}}
 	for _, spec := range specs {
@@ -342,8 +283,10 @@ func defs(specs ...pipeline.ScheduleSpec) *pipeline.Set {
 		if spec.SourceFile == "" {
 			spec.SourceFile, spec.SourceLine = "pipelines.yml", 7
 		}
-		_ = checkEvery(&spec, nil)
 		d := set.Pipelines[spec.Pipeline]
+		if err := spec.Check(d); err != nil {
+			panic(err)
+		}
 		d.Schedules = append(d.Schedules, spec)
 	}
 	return set
@@ -354,7 +297,6 @@ func newHarness(t *testing.T, b *backend, at time.Time, set *pipeline.Set) *harn
 	t.Helper()
 	clock := &fakeClock{now: at}
 	s := New(Config{Store: b, Firer: b, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 8})
-	s.parse, s.check = parseEvery, checkEvery
 	if err := s.SetDefinitions(t.Context(), set); err != nil {
 		t.Fatal(err)
 	}

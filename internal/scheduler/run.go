@@ -7,20 +7,20 @@ import (
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/schedule"
 	"github.com/prunner-dev/prunner/internal/store"
 )
 
 // fireTimeout bounds one firing's store transaction.
 const fireTimeout = time.Minute
 
-// work is what a worker does for one schedule: fire the fire times in order (missed ones at
-// Start, or the one that came due), then move the stored cursor to advanceTo when it is set
-// (missed fire times passed over), then arm the schedule again.
+// work is what a worker does for one schedule, then arms it again: fire the fire time that came
+// due (at), or, at Start, catch up the fire times missed until catchUpTo by the missed policy.
 type work struct {
 	sc        *sched
 	spec      pipeline.ScheduleSpec
-	times     []time.Time
-	advanceTo time.Time
+	at        time.Time
+	catchUpTo time.Time
 }
 
 // Start reads the API schedules and the state of every schedule, handles the fire times missed
@@ -112,43 +112,13 @@ func (s *Scheduler) catchUpLocked(sc *sched, now time.Time) (work, bool) {
 		s.armLocked(sc, sc.cursor)
 		return work{}, false
 	}
-	times := missedTimes(sc.tt, sc.spec.Missed, sc.spec.CatchupWindow, sc.cursor, now)
-	s.log.Info("schedule missed fire times while prunner was down", "schedule", sc.spec.ID(), "missed", string(sc.spec.Missed), "first_missed", first, "firing", len(times))
+	s.log.Info("schedule missed fire times while prunner was down", "schedule", sc.spec.ID(), "missed", string(sc.spec.Missed), "first_missed", first)
 	sc.firing = true
-	return work{sc: sc, spec: sc.spec, times: times, advanceTo: now}, true
+	return work{sc: sc, spec: sc.spec, catchUpTo: now}, true
 }
 
 // errStopped is the error of a Start after Stop.
 var errStopped = errors.New("schedules: the scheduler was stopped before it started")
-
-// maxCatchUp bounds the missed fire times missed: all fires at one start.
-const maxCatchUp = pipeline.MaxBackfill
-
-// missedTimes returns the fire times of tt in (cursor, now] that the missed policy fires: none
-// for skip, the latest within the catch-up window for once, each within the window (the first
-// maxCatchUp of them) for all.
-func missedTimes(tt timetable, policy pipeline.MissedPolicy, window time.Duration, cursor, now time.Time) []time.Time {
-	if window <= 0 {
-		window = pipeline.DefaultCatchupWindow
-	}
-	from := later(cursor, now.Add(-window))
-	switch policy {
-	case pipeline.MissedOnce:
-		var last time.Time
-		for t := tt.Next(from); !t.IsZero() && !t.After(now); t = tt.Next(t) {
-			last = t
-		}
-		if last.IsZero() {
-			return nil
-		}
-		return []time.Time{last}
-	case pipeline.MissedAll:
-		times, _ := tt.Between(from, now, maxCatchUp)
-		return times
-	default:
-		return nil
-	}
-}
 
 // Stop stops waiting for fire times and waits for the firings in flight (and for a Start that
 // is still reading the schedules). Stop it before the runner drains.
@@ -216,7 +186,7 @@ func (s *Scheduler) takeDue() ([]work, time.Time) {
 		sc := s.armed[0]
 		s.armed.drop(sc)
 		sc.firing = true
-		due = append(due, work{sc: sc, spec: sc.spec, times: []time.Time{sc.next}})
+		due = append(due, work{sc: sc, spec: sc.spec, at: sc.next})
 	}
 	if len(due) > 0 || len(s.armed) == 0 {
 		return due, time.Time{}
@@ -249,26 +219,50 @@ func (s *Scheduler) dispatch(w work) bool {
 
 // run does w (see work) and arms its schedule again.
 func (s *Scheduler) run(w work) {
-	for _, t := range w.times {
-		s.fireCron(w.spec, t)
-	}
-	last := w.advanceTo
-	if !last.IsZero() {
-		ctx, cancel := context.WithTimeout(context.Background(), fireTimeout)
-		if err := s.st.AdvanceScheduleCursor(ctx, w.spec.ID(), last); err != nil {
-			s.log.Error("schedule: could not move its cursor past the missed fire times", "schedule", w.spec.ID(), "error", err)
-		}
-		cancel()
-	}
-	for _, t := range w.times {
-		last = later(last, t)
+	handled := w.at
+	if w.catchUpTo.IsZero() {
+		s.fireCron(w.spec, w.at)
+	} else {
+		s.catchUp(w.spec, w.sc.tt, w.sc.cursor, w.catchUpTo)
+		handled = w.catchUpTo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w.sc.firing = false
-	w.sc.cursor = later(w.sc.cursor, last)
+	w.sc.cursor = later(w.sc.cursor, handled)
 	s.armLocked(w.sc, w.sc.cursor)
 	s.poke()
+}
+
+// catchUp fires the fire times of spec missed in (cursor, now] that its missed policy fires
+// (schedule.Missed; missed: all in batches, in order), then moves the stored cursor to now: the
+// others are passed over.
+func (s *Scheduler) catchUp(spec pipeline.ScheduleSpec, tt *schedule.Timetable, cursor, now time.Time) {
+	for {
+		times := schedule.Missed(tt, cursor, now, string(spec.Missed), spec.CatchupWindow)
+		for _, t := range times {
+			s.fireCron(spec, t)
+			cursor = t
+		}
+		if len(times) < schedule.MaxMissed || s.isStopped() {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fireTimeout)
+	defer cancel()
+	if err := s.st.AdvanceScheduleCursor(ctx, spec.ID(), now); err != nil {
+		s.log.Error("schedule: could not move its cursor past the missed fire times", "schedule", spec.ID(), "error", err)
+	}
+}
+
+// isStopped tells whether Stop was called.
+func (s *Scheduler) isStopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // fireCron fires the regular fire time t of spec (a due one or a missed one) and logs what

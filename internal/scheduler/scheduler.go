@@ -43,27 +43,19 @@ type Config struct {
 	// Clock is the time (default: the time package's).
 	Clock  Clock
 	Logger *slog.Logger
-	// Rand returns a random number in [0, n) for jitter (default math/rand/v2.Int64N). It is
-	// called with the scheduler's lock held.
-	Rand func(n int64) int64
+	// Rand is the source of the jitter (nil: math/rand/v2's global one). It is used with the
+	// scheduler's lock held.
+	Rand *rand.Rand
 	// Workers is how many firings run at once (default 64): each waits for the store's group
 	// commit, so simultaneous firings share transactions.
 	Workers int
-}
-
-// timetable is what the scheduler needs of a parsed expression (*schedule.Timetable).
-type timetable interface {
-	Next(t time.Time) time.Time
-	Upcoming(t time.Time, n int) []time.Time
-	Between(from, to time.Time, max int) ([]time.Time, bool)
-	Describe() string
 }
 
 // sched is one schedule in memory.
 type sched struct {
 	spec pipeline.ScheduleSpec
 	// tt is the parsed Cron in Timezone, parsed again only when either changes.
-	tt        timetable
+	tt        *schedule.Timetable
 	paused    bool
 	pauseNote string
 	// cursor is the latest fire time handled (fired, skipped, rejected, passed over).
@@ -84,9 +76,6 @@ type Scheduler struct {
 	st    store.Store
 	log   *slog.Logger
 	clock Clock
-	// parse and check are schedule.Parse and (*pipeline.ScheduleSpec).Check (tests replace them).
-	parse func(expr, timezone string) (timetable, error)
-	check func(spec *pipeline.ScheduleSpec, def *pipeline.Definition) error
 
 	// setMu serializes Start and SetDefinitions.
 	setMu sync.Mutex
@@ -123,9 +112,6 @@ func New(cfg Config) *Scheduler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Int64N
-	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 64
 	}
@@ -134,8 +120,6 @@ func New(cfg Config) *Scheduler {
 		st:       cfg.Store,
 		log:      cfg.Logger,
 		clock:    cfg.Clock,
-		parse:    parseTimetable,
-		check:    func(spec *pipeline.ScheduleSpec, def *pipeline.Definition) error { return spec.Check(def) },
 		defs:     &pipeline.Set{Pipelines: map[string]*pipeline.Definition{}},
 		scheds:   map[string]*sched{},
 		loaded:   make(chan struct{}),
@@ -144,15 +128,6 @@ func New(cfg Config) *Scheduler {
 		loopDone: make(chan struct{}),
 		sem:      make(chan struct{}, cfg.Workers),
 	}
-}
-
-// parseTimetable is schedule.Parse as the scheduler uses it.
-func parseTimetable(expr, timezone string) (timetable, error) {
-	tt, err := schedule.Parse(expr, timezone)
-	if err != nil {
-		return nil, err
-	}
-	return tt, nil
 }
 
 func (s *Scheduler) now() time.Time { return s.clock.Now().UTC() }
@@ -262,7 +237,7 @@ func (s *Scheduler) applyFileScheduleLocked(spec pipeline.ScheduleSpec, states m
 		// The same fire times: the armed one stays, the next firing uses the new fields.
 		sc.spec = spec
 	default:
-		tt, err := s.parse(spec.Cron, spec.Timezone)
+		tt, err := schedule.Parse(spec.Cron, spec.Timezone)
 		if err != nil {
 			s.log.Error("schedule not changed: its expression does not parse", "schedule", id, "error", err)
 			return
@@ -276,7 +251,7 @@ func (s *Scheduler) applyFileScheduleLocked(spec pipeline.ScheduleSpec, states m
 // newSchedLocked makes the in-memory schedule of spec with its stored state (its cursor is now
 // when it has none); nil when its expression does not parse (logged).
 func (s *Scheduler) newSchedLocked(spec pipeline.ScheduleSpec, st pipeline.ScheduleState, now time.Time) *sched {
-	tt, err := s.parse(spec.Cron, spec.Timezone)
+	tt, err := schedule.Parse(spec.Cron, spec.Timezone)
 	if err != nil {
 		s.log.Error("schedule left out: its expression does not parse", "schedule", spec.ID(), "error", err)
 		return nil
@@ -323,10 +298,7 @@ func (s *Scheduler) armLocked(sc *sched, base time.Time) {
 
 // jitterLocked returns a random delay in [0, max) (0 when max is not positive).
 func (s *Scheduler) jitterLocked(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return time.Duration(s.cfg.Rand(int64(max)))
+	return schedule.JitterDelay(max, s.cfg.Rand)
 }
 
 // removeLocked stops sc for good (deleted, or gone from the files).

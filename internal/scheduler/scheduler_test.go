@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -59,7 +60,7 @@ func TestJitterDelaysTheFiringNotItsFireTime(t *testing.T) {
 	spec := every("p", "s", "1m")
 	spec.Jitter = 30 * time.Second
 	h := newHarness(t, newBackend(), t0, defs(spec))
-	h.cfg.Rand = func(n int64) int64 { return n - 1 } // the longest delay there is
+	h.cfg.Rand = rand.New(maxSource{}) // the longest delay there is
 	h.start(t)
 	h.advanceTo(t, at(1, 29))
 	if n := len(h.b.fired()); n != 0 {
@@ -71,9 +72,14 @@ func TestJitterDelaysTheFiringNotItsFireTime(t *testing.T) {
 	}
 }
 
+// maxSource is a random source that always draws its largest number.
+type maxSource struct{}
+
+func (maxSource) Uint64() uint64 { return math.MaxUint64 }
+
 func TestJitterStaysWithinItsBound(t *testing.T) {
 	t.Parallel()
-	s := New(Config{Rand: rand.New(rand.NewPCG(1, 2)).Int64N})
+	s := New(Config{Rand: rand.New(rand.NewPCG(1, 2))})
 	const bound = 3 * time.Second
 	var lo, hi time.Duration = bound, 0
 	for range 10000 {
@@ -301,7 +307,9 @@ func TestManySchedulesFireTheSameMinuteThroughBoundedWorkers(t *testing.T) {
 	b := newBackend()
 	for i := range n {
 		spec := every("p", fmt.Sprintf("s%05d", i), "1m")
-		_ = checkEvery(&spec, nil)
+		if err := spec.Check(&pipeline.Definition{Name: "p"}); err != nil {
+			t.Fatal(err)
+		}
 		spec.Source = pipeline.SourceAPI
 		b.api[spec.ID()] = spec
 		b.states[spec.ID()] = pipeline.ScheduleState{ID: spec.ID(), Cursor: t0}
@@ -361,5 +369,24 @@ func TestStopWaitsForFiringsInFlight(t *testing.T) {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop did not return after the firing ended")
+	}
+}
+
+func TestMissedAllFiresEveryMissedTimeInBatches(t *testing.T) {
+	t.Parallel()
+	const missed = 2500 // more than one batch of schedule.MaxMissed
+	spec := every("p", "s", "1s")
+	spec.Missed = pipeline.MissedAll
+	b := newBackend()
+	b.states["p/s"] = pipeline.ScheduleState{ID: "p/s", Cursor: t0.Add(-missed * time.Second)}
+	newHarness(t, b, t0, defs(spec)).start(t)
+	got := fireTimes(b.fired(), "p/s", pipeline.FiringCron)
+	if len(got) != missed {
+		t.Fatalf("fired %d missed times, want %d", len(got), missed)
+	}
+	for i, at := range got {
+		if want := t0.Add(time.Duration(i-missed+1) * time.Second); !at.Equal(want) {
+			t.Fatalf("missed time %d fired as %v, want %v (each once, in order)", i, at, want)
+		}
 	}
 }
