@@ -74,6 +74,13 @@ func TestTokenMatrixEveryRoute(t *testing.T) {
 	liveDone := make(chan struct{})
 	defer close(liveDone)
 	sched := scheduler.New(scheduler.Config{Store: st, Firer: r, Logger: log})
+	if err := sched.SetDefinitions(t.Context(), defs); err != nil {
+		t.Fatal(err)
+	}
+	if err := sched.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer sched.Stop()
 	app, dash := newApp(&config{}, secret, log, metrics.New(), liveDone, r, sched)
 	defer dash.Close()
 
