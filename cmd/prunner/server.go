@@ -27,10 +27,11 @@ import (
 // The runner is what the API and the dashboard need of it, without adapters: their interfaces
 // are declared with them, and newApp hands the runner to both.
 var (
-	_ api.Runner       = (*runner.Runner)(nil)
-	_ dashboard.Runner = (*runner.Runner)(nil)
-	_ api.Schedules    = (*scheduler.Scheduler)(nil)
-	_ scheduler.Firer  = (*runner.Runner)(nil)
+	_ api.Runner          = (*runner.Runner)(nil)
+	_ dashboard.Runner    = (*runner.Runner)(nil)
+	_ api.Schedules       = (*scheduler.Scheduler)(nil)
+	_ dashboard.Schedules = (*scheduler.Scheduler)(nil)
+	_ scheduler.Firer     = (*runner.Runner)(nil)
 )
 
 // serve runs the server until a signal stops it: start, wait, shutdown.
@@ -350,12 +351,9 @@ func (l gatedListener) Accept() (net.Conn, error) {
 }
 
 // newApp builds the HTTP app: the API and the dashboard, on the routes they are served, both
-// served by r; /metrics reads its gauges from r.
+// served by r and, for schedules, by sched; /metrics reads its gauges from r.
 func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, liveDone chan struct{},
 	r *runner.Runner, sched *scheduler.Scheduler) (*fiber.App, *dashboard.Dashboard) {
-	// LEAD: once helper C's api.Config.Schedules and dashboard.Config.Schedules exist, pass
-	// sched to both (Schedules: sched).
-	_ = sched
 	app := api.New(api.Config{
 		Done:            liveDone,
 		Secret:          secret,
@@ -364,7 +362,8 @@ func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, li
 		Ready:           r.Ready,
 		Metrics:         m.Handler(r),
 		MetricsPublic:   cfg.metricsPublic,
+		Schedules:       sched,
 	}, r)
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, r)
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log, Schedules: sched}, r)
 	return app, dash
 }
