@@ -125,3 +125,27 @@ func TestFireOfUnknownPipelineOrWhileStopping(t *testing.T) {
 		t.Errorf("Fire while draining: %v, want ErrShuttingDown", err)
 	}
 }
+
+func TestFireTwiceOfOneFireTimeStartsOneJob(t *testing.T) {
+	t.Parallel()
+	r, _ := startRunner(t, firePipelines)
+	at := time.Now().UTC().Truncate(time.Second)
+	f := store.Firing{ScheduleID: "p/s", FireTime: at, Kind: pipeline.FiringCron}
+	req := pipeline.ScheduleRequest{Pipeline: "p", User: "schedule:p/s"}
+	id, _, err := r.Fire(t.Context(), req, f)
+	if err != nil || id == "" {
+		t.Fatalf("first Fire = %q, %v", id, err)
+	}
+	again, res, err := r.Fire(t.Context(), req, f)
+	if err != nil || again != "" || !res.AlreadyFired {
+		t.Fatalf("second Fire of the fire time = %q, %+v, %v; want AlreadyFired and no job", again, res, err)
+	}
+	j := waitDone(t, r, id)
+	if j.Schedule != "p/s" || j.ScheduledFor == nil || !j.ScheduledFor.Equal(at) || j.User != "schedule:p/s" {
+		t.Errorf("stored job: schedule %q, scheduledFor %v, user %q", j.Schedule, j.ScheduledFor, j.User)
+	}
+	jobs, err := r.Jobs(t.Context(), store.JobQuery{Pipeline: "p"})
+	if err != nil || len(jobs) != 1 {
+		t.Errorf("%d jobs stored (%v), want one", len(jobs), err)
+	}
+}
