@@ -15,6 +15,7 @@ const (
 	pipeTP    = "bench_tp"
 	pipeHuge  = "bench_huge"
 	pipeHist  = "bench_hist"
+	pipeSched = "bench_sched"
 )
 
 // pipelineParams sizes the generated pipelines.
@@ -77,6 +78,13 @@ func writePipelines(dir string, p pipelineParams) error {
 	w("      t:")
 	w("        script:")
 	w(`          - "echo hello {{ .i }}"`)
+	// Schedules: a trivial task (the shell builtin true), room for every firing of one minute.
+	w("  %s:", pipeSched)
+	w("    concurrency: %d", schedulesN)
+	w("    tasks:")
+	w("      t:")
+	w("        script:")
+	w(`          - "true"`)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

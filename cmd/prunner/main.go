@@ -18,6 +18,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/auth"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/scheduler"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -135,8 +136,9 @@ func loadDefinitions(cfg *config, log *slog.Logger) (*pipeline.Set, error) {
 	return set, nil
 }
 
-// reload loads the definitions again; a broken file keeps the old ones.
-func reload(cfg *config, r *runner.Runner, log *slog.Logger) {
+// reload loads the definitions again; a broken file keeps the old ones. The scheduler adds,
+// changes and removes the file schedules they declare.
+func reload(cfg *config, r *runner.Runner, sched *scheduler.Scheduler, log *slog.Logger) {
 	set, warnings, err := pipeline.Load(cfg.path, cfg.pattern)
 	for _, w := range warnings {
 		log.Warn("pipeline definitions: " + w.String())
@@ -146,6 +148,9 @@ func reload(cfg *config, r *runner.Runner, log *slog.Logger) {
 		return
 	}
 	r.SetDefinitions(set)
+	if err := sched.SetDefinitions(context.Background(), set); err != nil {
+		log.Error("reload: schedules not updated", "error", err.Error())
+	}
 	log.Info("pipeline definitions reloaded", "pipelines", len(set.Pipelines))
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/metrics"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/scheduler"
 	"github.com/prunner-dev/prunner/internal/store/sqlite"
 )
 
@@ -72,7 +73,15 @@ func TestTokenMatrixEveryRoute(t *testing.T) {
 	}
 	liveDone := make(chan struct{})
 	defer close(liveDone)
-	app, dash := newApp(&config{}, secret, log, metrics.New(), liveDone, r)
+	sched := scheduler.New(scheduler.Config{Store: st, Firer: r, Logger: log})
+	if err := sched.SetDefinitions(t.Context(), defs); err != nil {
+		t.Fatal(err)
+	}
+	if err := sched.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer sched.Stop()
+	app, dash := newApp(&config{}, secret, log, metrics.New(), liveDone, r, sched)
 	defer dash.Close()
 
 	now := time.Now()

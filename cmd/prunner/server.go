@@ -20,6 +20,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/metrics"
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner"
+	"github.com/prunner-dev/prunner/internal/scheduler"
 	"github.com/prunner-dev/prunner/internal/store/legacyimport"
 	"github.com/prunner-dev/prunner/internal/store/sqlite"
 )
@@ -27,8 +28,11 @@ import (
 // The runner is what the API and the dashboard need of it, without adapters: their interfaces
 // are declared with them, and newApp hands the runner to both.
 var (
-	_ api.Runner       = (*runner.Runner)(nil)
-	_ dashboard.Runner = (*runner.Runner)(nil)
+	_ api.Runner          = (*runner.Runner)(nil)
+	_ dashboard.Runner    = (*runner.Runner)(nil)
+	_ api.Schedules       = (*scheduler.Scheduler)(nil)
+	_ dashboard.Schedules = (*scheduler.Scheduler)(nil)
+	_ scheduler.Firer     = (*runner.Runner)(nil)
 )
 
 // serve runs the server until a signal stops it: start, wait, shutdown.
@@ -54,8 +58,10 @@ type server struct {
 	unlock func()
 	st     *sqlite.Store
 	runner *runner.Runner
-	app    *fiber.App
-	dash   *dashboard.Dashboard
+	// sched fires the schedules; it starts after the runner, in the background (startSchedules).
+	sched *scheduler.Scheduler
+	app   *fiber.App
+	dash  *dashboard.Dashboard
 
 	// gate holds the HTTP server's connections back until the server is ready (see
 	// gatedListener); it is closed when the start-up is done or has failed.
@@ -172,6 +178,7 @@ func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 		s.abort(ln)
 		return nil, err
 	}
+	s.startSchedules(defs)
 	log.Info("prunner started", "address", ln.Addr().String(), "pipelines", len(defs.Pipelines), "data", cfg.data, "version", version, "startup_ms", time.Since(started).Milliseconds())
 	return s, nil
 }
@@ -180,6 +187,19 @@ func start(ctx context.Context, cfg *config, env map[string]string, log *slog.Lo
 // gatedListener). It is idempotent.
 func (s *server) openGate() {
 	s.gateOnce.Do(func() { close(s.gate) })
+}
+
+// startSchedules gives the scheduler the definitions and starts it in the background, once the
+// server serves: reading the schedules and catching up missed fire times is no part of the
+// start-up time. The API's schedule requests wait until it has read them.
+func (s *server) startSchedules(defs *pipeline.Set) {
+	// Before Start, SetDefinitions only remembers the definitions.
+	_ = s.sched.SetDefinitions(context.Background(), defs)
+	go func() {
+		if err := s.sched.Start(context.Background()); err != nil {
+			s.log.Error("schedules not started; no schedule fires", "error", err)
+		}
+	}()
 }
 
 // build locks the data directory, opens the store and builds what stands on it: the runner
@@ -211,7 +231,8 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		Logger:    s.log,
 		Observer:  m,
 	})
-	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner)
+	s.sched = scheduler.New(scheduler.Config{Store: st, Firer: s.runner, Logger: s.log})
+	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner, s.sched)
 	return nil
 }
 
@@ -256,11 +277,11 @@ func (s *server) wait(sigs <-chan os.Signal) stopRequest {
 		case <-poll:
 			if fp := definitionsFingerprint(s.cfg); fp != fingerprint {
 				fingerprint = fp
-				reload(s.cfg, s.runner, s.log)
+				reload(s.cfg, s.runner, s.sched, s.log)
 			}
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
-				reload(s.cfg, s.runner, s.log)
+				reload(s.cfg, s.runner, s.sched, s.log)
 				continue
 			}
 			return stopRequest{signal: sig}
@@ -274,6 +295,8 @@ func (s *server) wait(sigs <-chan os.Signal) stopRequest {
 // (see stopRunner), then the HTTP server, last the store and the data directory's lock.
 func (s *server) shutdown(stop stopRequest, sigs <-chan os.Signal) error {
 	defer s.closeStore()
+	// No schedule fires once the server stops; firings in flight end first.
+	s.sched.Stop()
 	if stop.err != nil {
 		// Nothing answers requests any longer, so no client can follow the running jobs: they
 		// are canceled.
@@ -359,9 +382,9 @@ func (l gatedListener) Accept() (net.Conn, error) {
 }
 
 // newApp builds the HTTP app: the API and the dashboard, on the routes they are served, both
-// served by r; /metrics reads its gauges from r.
+// served by r and, for schedules, by sched; /metrics reads its gauges from r.
 func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, liveDone chan struct{},
-	r *runner.Runner) (*fiber.App, *dashboard.Dashboard) {
+	r *runner.Runner, sched *scheduler.Scheduler) (*fiber.App, *dashboard.Dashboard) {
 	app := api.New(api.Config{
 		Done:            liveDone,
 		Secret:          secret,
@@ -370,7 +393,8 @@ func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, li
 		Ready:           r.Ready,
 		Metrics:         m.Handler(r),
 		MetricsPublic:   cfg.metricsPublic,
+		Schedules:       sched,
 	}, r)
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log}, r)
+	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log, Schedules: sched}, r)
 	return app, dash
 }

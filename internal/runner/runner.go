@@ -245,22 +245,63 @@ func (r *Runner) awaitStart(ctx context.Context) error {
 
 // Schedule admits a new job. It returns once the job is durable.
 func (r *Runner) Schedule(ctx context.Context, req pipeline.ScheduleRequest) (string, error) {
+	id, _, err := r.admit(ctx, req, nil)
+	return id, err
+}
+
+// Fire admits the job of a schedule's firing (see store.Firing): the same admission as Schedule
+// (concurrency, wait list, strategies, partitions, start_delay, interrupt_running), in one store
+// transaction keyed by (f.ScheduleID, f.FireTime), with job.Schedule and job.ScheduledFor set.
+// The result tells a firing that was recorded before (AlreadyFired, jobID "") and one skipped by
+// overlap: skip (Skipped, jobID ""); a rejected firing returns the admission error (the store
+// recorded it as rejected).
+func (r *Runner) Fire(ctx context.Context, req pipeline.ScheduleRequest, f store.Firing) (string, store.AdmitResult, error) {
+	return r.admit(ctx, req, &f)
+}
+
+// admit is the admission of Schedule and Fire: it builds the job, stores it (as the firing f when
+// not nil) and starts it or leaves it waiting.
+func (r *Runner) admit(ctx context.Context, req pipeline.ScheduleRequest, f *store.Firing) (string, store.AdmitResult, error) {
 	if err := r.awaitStart(ctx); err != nil {
-		return "", err
+		return "", store.AdmitResult{}, err
 	}
 	r.mu.Lock()
 	closing := r.closing
 	r.mu.Unlock()
 	if closing {
 		r.cfg.Observer.ScheduleRejected(req.Pipeline, "shutting_down")
-		return "", pipeline.ErrShuttingDown
+		return "", store.AdmitResult{}, pipeline.ErrShuttingDown
 	}
 	def := r.defs.Load().Get(req.Pipeline)
 	if def == nil {
 		r.cfg.Observer.ScheduleRejected(req.Pipeline, "unknown_pipeline")
-		return "", fmt.Errorf("%w: pipeline %q is not defined", pipeline.ErrUnknownPipeline, req.Pipeline)
+		return "", store.AdmitResult{}, fmt.Errorf("%w: pipeline %q is not defined", pipeline.ErrUnknownPipeline, req.Pipeline)
 	}
 	now := r.now()
+	job := newJob(def, req, now, f)
+	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey, Firing: f})
+	if err != nil {
+		r.observeRejection(def.Name, err)
+		return "", res, err
+	}
+	if res.ExistingID != "" {
+		if res.ExistingPipeline != def.Name {
+			return "", res, fmt.Errorf("%w: the key belongs to job %s of pipeline %q", pipeline.ErrIdempotencyConflict, res.ExistingID, res.ExistingPipeline)
+		}
+		r.log.Info("schedule repeated with an idempotency key; returning the existing job", "job_id", res.ExistingID, "pipeline", def.Name)
+		return res.ExistingID, res, nil
+	}
+	if res.AlreadyFired || res.Skipped != "" {
+		// A firing that stored no job: nothing to start.
+		return "", res, nil
+	}
+	r.admitted(job, res, now)
+	r.log.Info("job scheduled", "job_id", job.ID, "pipeline", def.Name, "user", req.User, "started", res.Started)
+	return job.ID, res, nil
+}
+
+// newJob builds the job that req asks for, as the firing f when not nil.
+func newJob(def *pipeline.Definition, req pipeline.ScheduleRequest, now time.Time, f *store.Firing) *pipeline.Job {
 	job := &pipeline.Job{
 		ID:             uuid.NewString(),
 		Pipeline:       def.Name,
@@ -274,41 +315,43 @@ func (r *Runner) Schedule(ctx context.Context, req pipeline.ScheduleRequest) (st
 	if def.StartDelay > 0 {
 		job.StartAfter = now.Add(def.StartDelay)
 	}
-	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey})
-	if err != nil {
-		switch {
-		case errors.Is(err, pipeline.ErrQueueFull):
-			r.cfg.Observer.ScheduleRejected(def.Name, "queue_full")
-		case errors.Is(err, pipeline.ErrNoQueue):
-			r.cfg.Observer.ScheduleRejected(def.Name, "no_queue")
-		}
-		return "", err
+	if f != nil {
+		job.Schedule = f.ScheduleID
+		at := f.FireTime.UTC()
+		job.ScheduledFor = &at
 	}
-	if res.ExistingID != "" {
-		if res.ExistingPipeline != def.Name {
-			return "", fmt.Errorf("%w: the key belongs to job %s of pipeline %q", pipeline.ErrIdempotencyConflict, res.ExistingID, res.ExistingPipeline)
-		}
-		r.log.Info("schedule repeated with an idempotency key; returning the existing job", "job_id", res.ExistingID, "pipeline", def.Name)
-		return res.ExistingID, nil
+	return job
+}
+
+// observeRejection counts an admission the store refused, by reason.
+func (r *Runner) observeRejection(name string, err error) {
+	switch {
+	case errors.Is(err, pipeline.ErrQueueFull):
+		r.cfg.Observer.ScheduleRejected(name, "queue_full")
+	case errors.Is(err, pipeline.ErrNoQueue):
+		r.cfg.Observer.ScheduleRejected(name, "no_queue")
 	}
+}
+
+// admitted acts on a stored new job: it runs it when the store started it; otherwise it interrupts
+// a running job for it (interrupt_running) and arms the timer of its start delay.
+func (r *Runner) admitted(job *pipeline.Job, res store.AdmitResult, now time.Time) {
 	for _, id := range res.Replaced {
-		r.log.Info("job replaced on the wait list", "job_id", id, "replaced_by", job.ID, "pipeline", def.Name)
+		r.log.Info("job replaced on the wait list", "job_id", id, "replaced_by", job.ID, "pipeline", job.Pipeline)
 	}
 	if res.Started {
 		job.Status = pipeline.JobRunning
 		start := now
 		job.Start = &start
 		r.launch(job)
-	} else {
-		if def.InterruptRunning {
-			r.interruptFor(job)
-		}
-		if !job.StartAfter.IsZero() {
-			r.armTimer(def.Name, job.StartAfter)
-		}
+		return
 	}
-	r.log.Info("job scheduled", "job_id", job.ID, "pipeline", def.Name, "user", req.User, "started", res.Started)
-	return job.ID, nil
+	if job.Definition.InterruptRunning {
+		r.interruptFor(job)
+	}
+	if !job.StartAfter.IsZero() {
+		r.armTimer(job.Pipeline, job.StartAfter)
+	}
 }
 
 // interruptFor makes room for a new job of an interrupt_running pipeline that had to wait: it
