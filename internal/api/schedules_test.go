@@ -73,15 +73,6 @@ func TestListSchedulesInTheIssuesShape(t *testing.T) {
 	}
 }
 
-func TestFormatDurationOmitsZeroUnits(t *testing.T) {
-	for d, want := range map[time.Duration]string{0: "0s", 30 * time.Second: "30s", 24 * time.Hour: "24h",
-		90 * time.Minute: "1h30m", time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s", 10 * time.Minute: "10m"} {
-		if got := formatDuration(d); got != want {
-			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
 // TestGetScheduleByIDWithItsSlash: the ID's slash is a path separator, or escaped in one segment.
 func TestGetScheduleByIDWithItsSlash(t *testing.T) {
 	t.Parallel()

@@ -1,8 +1,7 @@
 package api
 
 import (
-	"strings"
-	"time"
+	"github.com/prunner-dev/prunner/internal/durfmt"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
@@ -76,9 +75,9 @@ func newScheduleView(v pipeline.ScheduleView) scheduleView {
 		Description:    v.Description,
 		Variables:      vars,
 		QueuePartition: s.QueuePartition,
-		Jitter:         formatDuration(s.Jitter),
+		Jitter:         durfmt.Format(s.Jitter),
 		Missed:         string(s.Missed),
-		CatchupWindow:  formatDuration(s.CatchupWindow),
+		CatchupWindow:  durfmt.Format(s.CatchupWindow),
 		Overlap:        string(s.Overlap),
 		Source:         string(s.Source),
 		SourceFile:     s.SourceFile,
@@ -111,17 +110,4 @@ func newFiringViews(firings []pipeline.ScheduleFiring) []firingView {
 		views = append(views, newFiringView(f))
 	}
 	return views
-}
-
-// formatDuration writes d as time.Duration.String does, without the zero units it appends
-// ("24h0m0s" becomes "24h", "1h30m0s" "1h30m"), so that a duration reads as it was written.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

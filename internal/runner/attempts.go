@@ -7,8 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/prunner-dev/prunner/internal/durfmt"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
@@ -22,7 +23,7 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
-	return "timeout: " + e.scope + " exceeded " + shortDuration(e.limit)
+	return "timeout: " + e.scope + " exceeded " + durfmt.Format(e.limit)
 }
 
 // withTimeout returns a child of ctx that ends after limit with a *timeoutError as its cause;
@@ -45,18 +46,6 @@ func timedOut(ctx context.Context) *timeoutError {
 		return te
 	}
 	return nil
-}
-
-// shortDuration formats d as written in pipelines.yml: "1m" rather than "1m0s".
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // retryable reports whether a failed attempt may be followed by another one: not once ctx

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/prunner-dev/prunner/internal/durfmt"
 )
 
 // Describe says the expression in plain words, with the zone where it matters: "every day at
@@ -12,7 +14,7 @@ import (
 // expression itself: "cron 5,10 */2 1-7 * *, UTC".
 func (tt *Timetable) Describe() string {
 	if tt.every > 0 {
-		return "every " + shortDuration(tt.every)
+		return "every " + durfmt.Format(tt.every)
 	}
 	if text, zoneFree := tt.describeFields(); text != "" {
 		if zoneFree {
@@ -121,16 +123,4 @@ func stepOf(vs []int, period int) (int, bool) {
 		}
 	}
 	return k, true
-}
-
-// shortDuration writes d without zero units: "1h30m", "15m", "90s" stays "1m30s".
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -3,8 +3,9 @@ package view
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prunner-dev/prunner/internal/durfmt"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
@@ -218,23 +219,10 @@ func ScheduleDetails(page *SchedulePage, v pipeline.ScheduleView) {
 	s := v.Spec
 	page.Variables = Variables(s.Variables)
 	page.QueuePartition = s.QueuePartition
-	page.Jitter = FormatDuration(s.Jitter)
+	page.Jitter = durfmt.Format(s.Jitter)
 	page.Missed = string(s.Missed)
-	page.CatchupWindow = FormatDuration(s.CatchupWindow)
+	page.CatchupWindow = durfmt.Format(s.CatchupWindow)
 	page.Overlap = string(s.Overlap)
-}
-
-// FormatDuration writes d as Go does, without zero units: "24h", "1h30m", "30s", "0s" (the
-// form the API answers with and both accept).
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // EditForm is the form of API schedule v, filled with its settings.
@@ -249,9 +237,9 @@ func EditForm(v pipeline.ScheduleView, action, csrf string) ScheduleForm {
 		Cron:           s.Cron,
 		Timezone:       s.Timezone,
 		QueuePartition: s.QueuePartition,
-		Jitter:         FormatDuration(s.Jitter),
+		Jitter:         durfmt.Format(s.Jitter),
 		Missed:         string(s.Missed),
-		CatchupWindow:  FormatDuration(s.CatchupWindow),
+		CatchupWindow:  durfmt.Format(s.CatchupWindow),
 		Overlap:        string(s.Overlap),
 	}
 	if len(s.Variables) > 0 {
