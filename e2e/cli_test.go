@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -294,4 +296,46 @@ func TestCLIScheduleFollow(t *testing.T) {
 			s.cli("schedule", tt.pipeline, "--follow").expect(t, tt.code, tt.wantStdout, tt.wantStderr)
 		})
 	}
+}
+
+// TestCLIScheduleWaitInterrupted: Ctrl-C while `prunner schedule --wait` waits stops the waiting,
+// not the job: the command says so and exits 130, and the job runs on.
+func TestCLIScheduleWaitInterrupted(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, cliPipelines).start()
+	cmd := exec.Command(binary, "schedule", "slow", "--wait", "--address", s.addr, "--jwt-secret", s.secret)
+	cmd.Dir = s.dir
+	cmd.Env = cleanEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	id := strings.TrimSpace(line)
+	if err != nil || len(id) != 36 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("want the job ID on stdout, got %q (%v)", line, err)
+	}
+	waitLog(t, s, id, "sleep", "started")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Errorf("exit %v, want code 130; stderr: %s", err, stderr.String())
+	}
+	if want := "stopped waiting; job " + id + " goes on on the server"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
+	}
+	if j := s.job(id); j.Status != "running" {
+		t.Errorf("the job is %s after the interrupt, want still running", j.Status)
+	}
+	s.do("POST", "/job/cancel?id="+id, nil)
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -27,6 +29,8 @@ const (
 	exitFailed   = 1 // the job failed, or the request did
 	exitUsage    = 2
 	exitCanceled = 3 // the job was canceled or replaced
+	// exitInterrupted: Ctrl-C (or SIGTERM) stopped the command, as shells report a SIGINT.
+	exitInterrupted = 130
 )
 
 // commandFlags are the flags every client command takes: where the server is and how to sign
@@ -85,8 +89,20 @@ func (f *commandFlags) client() (*client.Client, error) {
 	return client.New(f.address, token)
 }
 
-// runClientCommand runs one of clientCommands and returns the exit code.
+// runClientCommand runs one of clientCommands and returns the exit code. Ctrl-C (SIGINT) or
+// SIGTERM ends the command's requests, and it exits with exitInterrupted.
 func runClientCommand(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := clientCommand(ctx, cfg, stdout, stderr)
+	if ctx.Err() != nil {
+		return exitInterrupted
+	}
+	return code
+}
+
+// clientCommand dispatches to the command cfg names.
+func clientCommand(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	switch cfg.command {
 	case "jobs":
 		return jobsCommand(ctx, cfg, stdout, stderr)
@@ -106,8 +122,12 @@ func usageError(stderr io.Writer, f *commandFlags, format string, a ...any) int 
 	return exitUsage
 }
 
-// requestError prints a failed request and returns its exit code.
+// requestError prints a failed request and returns its exit code. A request ended by Ctrl-C
+// prints nothing: the interrupt is no error to report.
 func requestError(stderr io.Writer, f *commandFlags, err error) int {
+	if errors.Is(err, context.Canceled) {
+		return exitInterrupted
+	}
 	fmt.Fprintf(stderr, "prunner %s: %v\n", f.Name(), err)
 	return exitFailed
 }
@@ -149,19 +169,52 @@ func jobsCommand(ctx context.Context, cfg *config, stdout, stderr io.Writer) int
 		fmt.Fprintln(stdout)
 		return exitOK
 	}
-	printJobs(stdout, list.Jobs, time.Now())
+	printJobs(stdout, list.Jobs, time.Now(), useColor(stdout))
 	return exitOK
 }
 
-// printJobs prints jobs as aligned columns.
-func printJobs(w io.Writer, jobs []client.Job, now time.Time) {
+// printJobs prints jobs as aligned columns, their statuses in colour when color is set.
+func printJobs(w io.Writer, jobs []client.Job, now time.Time, color bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPIPELINE\tSTATUS\tCREATED\tSTARTED\tDURATION")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(j.ID), j.Pipeline, j.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(j.ID), j.Pipeline, statusCell(j.Status, color),
 			localTime(&j.Created), localTime(j.Start), duration(j.Start, j.End, now))
 	}
 	tw.Flush()
+}
+
+// statusColors are the ANSI colours of the job statuses: green, red, yellow, cyan; the others
+// keep the terminal's colour (39). Every code has the same length, so that the columns that
+// tabwriter aligns by bytes stay aligned.
+var statusColors = map[string]string{
+	"succeeded": "32", "failed": "31", "canceled": "33", "replaced": "33", "running": "36",
+}
+
+// statusCell is a job status for the list, in its colour when color is set.
+func statusCell(status string, color bool) string {
+	if !color {
+		return status
+	}
+	code, ok := statusColors[status]
+	if !ok {
+		code = "39"
+	}
+	return "\x1b[" + code + "m" + status + "\x1b[0m"
+}
+
+// useColor reports whether w is a terminal that wants colours: a character device, unless
+// NO_COLOR is set (https://no-color.org) or TERM is dumb.
+func useColor(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 // shortID is the start of a job ID, enough to tell jobs apart in a list.
@@ -265,14 +318,24 @@ func scheduleCommand(ctx context.Context, cfg *config, stdout, stderr io.Writer)
 	}
 	if follow {
 		if err := followJob(ctx, c, id, stdout, stderr); err != nil {
-			return requestError(stderr, f, err)
+			return waitError(stderr, f, id, err)
 		}
 	}
 	job, err := waitJob(ctx, c, id, 200*time.Millisecond)
 	if err != nil {
-		return requestError(stderr, f, err)
+		return waitError(stderr, f, id, err)
 	}
 	return reportOutcome(stderr, job)
+}
+
+// waitError reports an error while waiting for job id; after Ctrl-C it says that only the
+// waiting stopped, not the job.
+func waitError(stderr io.Writer, f *commandFlags, id string, err error) int {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "prunner %s: stopped waiting; job %s goes on on the server (prunner cancel %s stops it)\n", f.Name(), id, id)
+		return exitInterrupted
+	}
+	return requestError(stderr, f, err)
 }
 
 // waitJob polls a job until it has ended.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func TestPrintJobs(t *testing.T) {
 		{ID: "fedcba9876543210", Pipeline: "a", Status: "queued", Created: created},
 	}
 	var b bytes.Buffer
-	printJobs(&b, jobs, created.Add(time.Minute))
+	printJobs(&b, jobs, created.Add(time.Minute), false)
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("want a header and two rows:\n%s", b.String())
@@ -58,6 +59,50 @@ func TestPrintJobs(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestPrintJobsInColour: on a terminal each status has its colour, and the columns after the
+// status stay aligned although the escape codes take bytes.
+func TestPrintJobsInColour(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	jobs := []client.Job{
+		{ID: "0123456789abcdef", Pipeline: "deploy", Status: "succeeded", Created: created, Start: &created, End: &created},
+		{ID: "fedcba9876543210", Pipeline: "a", Status: "queued", Created: created},
+		{ID: "aaaaaaaaaaaaaaaa", Pipeline: "a", Status: "failed", Created: created, Start: &created, End: &created},
+	}
+	var b bytes.Buffer
+	printJobs(&b, jobs, created.Add(time.Minute), true)
+	out := b.String()
+	for _, want := range []string{"\x1b[32msucceeded\x1b[0m", "\x1b[39mqueued\x1b[0m", "\x1b[31mfailed\x1b[0m"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%q", want, out)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	col := -1
+	for i, l := range lines[1:] {
+		c := strings.Index(l, created.Local().Format("2006-01-02"))
+		if i > 0 && c != col {
+			t.Errorf("CREATED column at byte %d in row %d, %d before:\n%s", c, i+1, col, out)
+		}
+		col = c
+	}
+}
+
+func TestNoColourWhenNotATerminal(t *testing.T) {
+	t.Parallel()
+	if useColor(&bytes.Buffer{}) {
+		t.Error("colour for a buffer")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if useColor(f) {
+		t.Error("colour for a regular file")
 	}
 }
 
