@@ -328,13 +328,24 @@ func (s *Scheduler) Trigger(ctx context.Context, id, user string) (string, error
 	if err != nil {
 		return "", err
 	}
+	// A trigger stands for the instant it was asked for. Two triggers of one instant (a fixed
+	// clock, or a clock that went back) would share the firing's key: the later one takes the
+	// next microsecond instead.
 	f := store.Firing{ScheduleID: id, FireTime: s.now(), Kind: pipeline.FiringTrigger}
-	jobID, res, err := s.cfg.Firer.Fire(ctx, request(spec), f)
-	if err != nil {
-		return "", err
+	var jobID string
+	for range 3 {
+		var res store.AdmitResult
+		jobID, res, err = s.cfg.Firer.Fire(ctx, request(spec), f)
+		if err != nil {
+			return "", err
+		}
+		if !res.AlreadyFired {
+			break
+		}
+		f.FireTime = f.FireTime.Add(time.Microsecond)
 	}
-	if res.AlreadyFired || jobID == "" {
-		return "", fmt.Errorf("schedule %q: a firing at %s exists already; try again", id, f.FireTime.Format(time.RFC3339Nano))
+	if jobID == "" {
+		return "", fmt.Errorf("%w: schedule %q was triggered at %s already; try again", pipeline.ErrScheduleExists, id, f.FireTime.Format(time.RFC3339Nano))
 	}
 	s.log.Info("schedule triggered", "schedule", id, "job_id", jobID, "by", user)
 	return jobID, nil

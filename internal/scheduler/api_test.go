@@ -129,6 +129,15 @@ func TestTriggerStartsAJobNow(t *testing.T) {
 	if c.f.Kind != pipeline.FiringTrigger || !c.f.FireTime.Equal(t0) || c.f.SkipIfActive || c.req.User != "schedule:p/s" {
 		t.Errorf("trigger fired %+v with %+v; want kind trigger at now, no overlap skip, user schedule:p/s", c.f, c.req)
 	}
+	// A second trigger at the same instant (the fixed clock) is a job of its own, a
+	// microsecond later.
+	again, err := h.Trigger(t.Context(), "p/s", "alice")
+	if err != nil || again == "" || again == id {
+		t.Fatalf("second Trigger at the same instant = %q, %v; want another job", again, err)
+	}
+	if all := h.b.fired(); !all[len(all)-1].f.FireTime.Equal(t0.Add(time.Microsecond)) {
+		t.Errorf("second trigger stands for %v, want a microsecond after %v", all[len(all)-1].f.FireTime, t0)
+	}
 	h.b.admitErr = pipeline.ErrQueueFull
 	h.clock.advance(time.Second)
 	if _, err := h.Trigger(t.Context(), "p/s", "alice"); !errors.Is(err, pipeline.ErrQueueFull) {
