@@ -36,9 +36,24 @@
 //     what is stored and returns, and the caller follows again after a while (or when Watch
 //     wakes it): a follower on another node polls the stored chunks.
 //   - An attempt without output is no error: Open gives an empty reader, Follow sends nothing.
+//   - A writer that dies with its process (a crash, kill -9, a node lost) is never closed: its
+//     streams hold what was stored, and the job's record (ended as failed by the recovery) tells
+//     readers that nothing more will come. Nothing in a Store needs recovering.
 //   - Names. Any task name is valid (slashes, dots, NUL, any bytes); a job ID that cannot be one
 //     (empty, or with '/', '\\', '.' or NUL) gives pipeline.ErrJobNotFound, a stream other than
 //     stdout or stderr pipeline.ErrTaskNotFound. Attempt numbers below 1 mean attempt 1.
+//
+// # A database implementation
+//
+// A backend for several nodes can keep each stream as rows of (job, task, attempt, stream,
+// offset, bytes), appended by the writer in batches (a size or a short interval, whichever comes
+// first; and on Close, which returns once the last batch is committed) so that memory stays
+// bounded and a crash loses at most one batch. Its writers fan out to this node's followers as
+// Files' do (the hub in this package), and serve the unflushed tail to Open and to Follow's
+// switch to the live writes. For an attempt written on another node, Follow sends the stored
+// chunks after the offsets and returns; Watch may be woken by a NOTIFY sent with each committed
+// batch, so that a follower on another node polls only when something was stored. DeleteJob
+// deletes the job's rows (retention runs once cluster-wide; deleting twice is harmless).
 package tasklog
 
 import (
