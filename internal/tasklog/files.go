@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
@@ -16,148 +14,50 @@ import (
 // Files keeps task output in files: DIR/<jobID>/<pipeline.LogFileName(task, attempt, stream)>,
 // the layout every prunner version wrote (a restarted server and the legacy import read the
 // same files). A file is created on the first write, so an attempt without output leaves none.
-// The live output of the attempts that run in this process is kept in memory, by this Files
-// value alone: another Files on the same directory reads the files only.
+// The live output of the attempts that run in this process is kept in memory by this Files
+// value alone (see Live): another Files on the same directory reads the files only.
 type Files struct {
-	dir string
-
-	mu sync.Mutex
-	// outputs holds the writers of the attempts that are live here, by the path of their
-	// stdout file.
-	outputs map[string]*fileOutput
-	// waiters holds the Watch channels, by job ID.
-	waiters map[string]*jobWaiters
+	*Live
+	files fileBackend
 }
 
 var _ Store = (*Files)(nil)
 
 // NewFiles returns the Files store of the directory dir (the data directory's "logs").
 func NewFiles(dir string) *Files {
-	return &Files{dir: dir, outputs: map[string]*fileOutput{}, waiters: map[string]*jobWaiters{}}
-}
-
-// JobDir returns the directory that holds the files of one job.
-func (s *Files) JobDir(jobID string) (string, error) {
-	if err := CheckJobID(jobID); err != nil {
-		return "", err
-	}
-	return filepath.Join(s.dir, jobID), nil
+	b := fileBackend{dir: dir}
+	return &Files{Live: NewLive(b), files: b}
 }
 
 // Path returns the file of one stream of an attempt.
 func (s *Files) Path(a Attempt, stream pipeline.LogStream) (string, error) {
-	dir, err := s.JobDir(a.JobID)
+	a, err := normal(a)
 	if err != nil {
 		return "", err
 	}
 	if err := CheckStream(stream); err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, pipeline.LogFileName(a.Task, a.number(), stream)), nil
+	return s.files.path(a, stream), nil
 }
 
-// paths returns the files of both streams of an attempt, in the order of Streams.
-func (s *Files) paths(a Attempt) (paths [2]string, err error) {
-	for i, stream := range Streams {
-		if paths[i], err = s.Path(a, stream); err != nil {
-			return paths, err
-		}
-	}
-	return paths, nil
+// fileBackend is the Backend of Files.
+type fileBackend struct{ dir string }
+
+// path returns the file of one stream of a checked attempt.
+func (b fileBackend) path(a Attempt, stream pipeline.LogStream) string {
+	return filepath.Join(b.dir, a.JobID, pipeline.LogFileName(a.Task, a.Number, stream))
 }
 
-// jobWaiters is the wake-up channel of the followers waiting on one job, and their number, so
-// that the entry goes when the last one stops waiting.
-type jobWaiters struct {
-	ch chan struct{}
-	n  int
+// Append returns the appender of a stream's file; the file is created on the first write.
+func (b fileBackend) Append(_ context.Context, a Attempt, stream pipeline.LogStream) (Appender, error) {
+	return &fileAppender{path: b.path(a, stream)}, nil
 }
 
-// fileOutput is the pair of writers of one live attempt.
-type fileOutput struct {
-	s     *Files
-	jobID string
-	key   string // the stdout path
-	w     [2]*fileWriter
-	open  int // writers not closed yet; guarded by s.mu
-}
-
-// Create returns the writers of an attempt's files and registers them as its live output until
-// both are closed.
-func (s *Files) Create(_ context.Context, a Attempt) (stdout, stderr io.WriteCloser, err error) {
-	paths, err := s.paths(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	o := &fileOutput{s: s, jobID: a.JobID, key: paths[0], open: 2}
-	for i, stream := range Streams {
-		o.w[i] = &fileWriter{path: paths[i], hub: hub{stream: stream}, onClose: o.writerClosed}
-	}
-	s.mu.Lock()
-	s.outputs[o.key] = o
-	s.wakeLocked(a.JobID)
-	s.mu.Unlock()
-	return o.w[0], o.w[1], nil
-}
-
-func (o *fileOutput) writerClosed() {
-	s := o.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o.open--
-	if o.open == 0 {
-		if s.outputs[o.key] == o {
-			delete(s.outputs, o.key)
-		}
-		s.wakeLocked(o.jobID)
-	}
-}
-
-// lookup returns the live output whose stdout file is stdoutPath; nil when that attempt does
-// not run here now.
-func (s *Files) lookup(stdoutPath string) *fileOutput {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.outputs[stdoutPath]
-}
-
-// Watch returns a channel that is closed when an attempt of a task of the job is created here
-// or its writers are both closed.
-func (s *Files) Watch(jobID string) (changed <-chan struct{}, release func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w := s.waiters[jobID]
-	if w == nil {
-		w = &jobWaiters{ch: make(chan struct{})}
-		s.waiters[jobID] = w
-	}
-	w.n++
-	return w.ch, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		w.n--
-		if w.n == 0 && s.waiters[jobID] == w {
-			delete(s.waiters, jobID)
-		}
-	}
-}
-
-// wakeLocked wakes the followers waiting on a job. The caller holds s.mu.
-func (s *Files) wakeLocked(jobID string) {
-	if w := s.waiters[jobID]; w != nil {
-		close(w.ch)
-		delete(s.waiters, jobID)
-	}
-}
-
-// Open opens the file of one stream of an attempt; an *os.File, or an EmptyReader when the
-// attempt wrote nothing to it.
-func (s *Files) Open(_ context.Context, a Attempt, stream pipeline.LogStream) (Reader, error) {
-	path, err := s.Path(a, stream)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
+// Open opens the file of a stream: an *os.File, or an EmptyReader when the attempt wrote nothing
+// to it.
+func (b fileBackend) Open(_ context.Context, a Attempt, stream pipeline.LogStream) (Reader, error) {
+	f, err := os.Open(b.path(a, stream))
 	if errors.Is(err, fs.ErrNotExist) {
 		return EmptyReader{}, nil
 	}
@@ -168,13 +68,46 @@ func (s *Files) Open(_ context.Context, a Attempt, stream pipeline.LogStream) (R
 }
 
 // DeleteJob removes the job's directory.
-func (s *Files) DeleteJob(_ context.Context, jobID string) error {
-	dir, err := s.JobDir(jobID)
-	if err != nil {
-		return err
-	}
-	if err := os.RemoveAll(dir); err != nil {
+func (b fileBackend) DeleteJob(_ context.Context, jobID string) error {
+	if err := os.RemoveAll(filepath.Join(b.dir, jobID)); err != nil {
 		return fmt.Errorf("job %s: remove logs: %w", jobID, err)
+	}
+	return nil
+}
+
+// fileAppender appends to one file, which it creates (with its job's directory) on the first
+// write.
+type fileAppender struct {
+	path string
+	f    *os.File
+}
+
+func (w *fileAppender) Write(p []byte) (int, error) {
+	if w.f == nil {
+		if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
+			return 0, fmt.Errorf("create log directory: %w", err)
+		}
+		f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return 0, fmt.Errorf("create log file: %w", err)
+		}
+		w.f = f
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("write log: %w", err)
+	}
+	return n, nil
+}
+
+func (w *fileAppender) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("close log: %w", err)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// BenchmarkFilesAppend appends a task's output to its log file through the file writer (what every
+// BenchmarkFilesAppend appends a task's output to its log file through the live writer of Files (what every
 // write of a task's stdout costs), in chunks of a shell's typical write sizes, with and without a
 // live reader (a client following the log). Every 64 MiB the file is deleted and a new writer
 // starts (outside the timer), so the benchmark measures the writer and the page cache, not the
@@ -22,14 +22,14 @@ func BenchmarkFilesAppend(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				dir := b.TempDir()
 				s := NewFiles(dir)
-				var stdout, stderr *fileWriter
+				var stdout, stderr *liveWriter
 				var done chan struct{}
 				open := func() {
 					o, e, err := s.Create(b.Context(), Attempt{JobID: "job", Task: "t"})
 					if err != nil {
 						b.Fatal(err)
 					}
-					stdout, stderr = o.(*fileWriter), e.(*fileWriter)
+					stdout, stderr = o.(*liveWriter), e.(*liveWriter)
 					done = make(chan struct{})
 					if !follow {
 						close(done)
@@ -51,7 +51,7 @@ func BenchmarkFilesAppend(b *testing.B) {
 						b.Fatal(err)
 					}
 					<-done
-					_ = os.Remove(stdout.path)
+					_ = os.Remove(stdout.app.(*fileAppender).path)
 				}
 				p := make([]byte, size)
 				for i := range p {

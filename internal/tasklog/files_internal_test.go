@@ -11,14 +11,14 @@ import (
 )
 
 // createFiles returns the file writers of a test attempt of s.
-func createFiles(t *testing.T, s *Files) (a Attempt, stdout, stderr *fileWriter) {
+func createFiles(t *testing.T, s *Files) (a Attempt, stdout, stderr *liveWriter) {
 	t.Helper()
 	a = Attempt{JobID: "job", Task: "t", Number: 1}
 	o, e, err := s.Create(t.Context(), a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a, o.(*fileWriter), e.(*fileWriter)
+	return a, o.(*liveWriter), e.(*liveWriter)
 }
 
 func TestHubDropsFullSubscriberWithoutBlocking(t *testing.T) {
@@ -84,19 +84,18 @@ func TestHubDropsFullSubscriberWithoutBlocking(t *testing.T) {
 	if stdout.hub.subscribe() != nil {
 		t.Error("a closed hub accepted a subscriber")
 	}
-	stdoutPath, _ := s.Path(a, pipeline.Stdout)
-	if s.lookup(stdoutPath) == nil {
+	if s.lookup(a) == nil {
 		t.Error("the attempt's output was unregistered before both writers were closed")
 	}
 	_ = stderr.Close()
-	if s.lookup(stdoutPath) != nil {
+	if s.lookup(a) != nil {
 		t.Error("the attempt's output is still registered after both writers were closed")
 	}
 }
 
 func TestHubUnsubscribeAndCloseTwice(t *testing.T) {
 	t.Parallel()
-	w := &fileWriter{path: filepath.Join(t.TempDir(), "x.stdout"), hub: hub{stream: pipeline.Stdout}}
+	w := &liveWriter{app: &fileAppender{path: filepath.Join(t.TempDir(), "x.stdout")}, hub: hub{stream: pipeline.Stdout}}
 	s, size := w.subscribe()
 	if size != 0 {
 		t.Fatalf("size = %d, want 0", size)
@@ -128,13 +127,12 @@ func TestFollowOfClosedWritersStillRegisteredReadsTheFiles(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 10000) // several read pieces
 	_, _ = stdout.Write(big)
 	_, _ = stderr.Write([]byte("err\n"))
-	stdoutPath, _ := s.Path(a, pipeline.Stdout)
-	o := s.lookup(stdoutPath)
+	o := s.lookup(a)
 	// Closed without unregistering.
 	stdout.onClose, stderr.onClose = nil, nil
 	_ = stdout.Close()
 	_ = stderr.Close()
-	if s.lookup(stdoutPath) != o {
+	if s.lookup(a) != o {
 		t.Fatal("the output was unregistered")
 	}
 	var got [2]bytes.Buffer
@@ -161,22 +159,21 @@ func TestFollowOfClosedWritersStillRegisteredReadsTheFiles(t *testing.T) {
 }
 
 // TestLiveOutputIsItsStoresOwn checks that an attempt's live output is found only through the
-// Files value that created it, even on the same directory.
+// Live value that created it, even on the same directory.
 func TestLiveOutputIsItsStoresOwn(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	mine, other := NewFiles(dir), NewFiles(dir)
 	a, stdout, stderr := createFiles(t, mine)
-	path, _ := mine.Path(a, pipeline.Stdout)
-	if mine.lookup(path) == nil {
+	if mine.lookup(a) == nil {
 		t.Error("the creating store does not find the attempt's output")
 	}
-	if other.lookup(path) != nil {
+	if other.lookup(a) != nil {
 		t.Error("another store finds the attempt's output")
 	}
 	_ = stdout.Close()
 	_ = stderr.Close()
-	if mine.lookup(path) != nil {
+	if mine.lookup(a) != nil {
 		t.Error("the attempt's output is still registered after both writers were closed")
 	}
 }

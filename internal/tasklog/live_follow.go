@@ -5,29 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"sync"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
 
-// followChunkSize bounds the pieces in which a follower reads a log from its file.
+// followChunkSize bounds the pieces in which a follower reads the stored output.
 const followChunkSize = 32 << 10
 
-// Follow sends both streams of an attempt: when it is live here, each from its file up to the
+// Follow sends both streams of an attempt: when it is live here, each from the Backend up to the
 // size at the moment of subscribing, then the live writes until the writer is closed; otherwise
-// the files to their end.
-func (s *Files) Follow(ctx context.Context, a Attempt, from [2]int64, send func(pipeline.LogChunk) error) ([2]int64, error) {
-	paths, err := s.paths(a)
+// what the Backend has, to its end.
+func (l *Live) Follow(ctx context.Context, a Attempt, from [2]int64, send func(pipeline.LogChunk) error) ([2]int64, error) {
+	a, err := normal(a)
 	if err != nil {
 		return from, err
 	}
-	f := &fileFollow{paths: paths, attempt: a.number(), pos: from, send: send}
+	f := &follow{l: l, a: a, pos: from, send: send}
 	for i := range f.pos {
 		f.pos[i] = max(f.pos[i], 0)
 	}
-	if o := s.lookup(paths[0]); o != nil {
+	if o := l.lookup(a); o != nil {
 		err = f.live(ctx, o)
 	} else {
 		err = f.readToEnd(ctx)
@@ -35,18 +33,18 @@ func (s *Files) Follow(ctx context.Context, a Attempt, from [2]int64, send func(
 	return f.pos, err
 }
 
-// fileFollow is one Follow call of Files.
-type fileFollow struct {
-	paths   [2]string
-	attempt int
-	send    func(pipeline.LogChunk) error
+// follow is one Follow call of Live.
+type follow struct {
+	l    *Live
+	a    Attempt
+	send func(pipeline.LogChunk) error
 	// pos is the offset up to which each stream was sent; each is owned by its stream's
 	// goroutine while the streams are followed live.
 	pos [2]int64
 }
 
 // live follows both writers of a live attempt; the first error of either stream ends both.
-func (f *fileFollow) live(ctx context.Context, o *fileOutput) error {
+func (f *follow) live(ctx context.Context, o *liveOutput) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -71,15 +69,15 @@ func (f *fileFollow) live(ctx context.Context, o *fileOutput) error {
 }
 
 // followWriter sends stream i of a live attempt until its writer is closed.
-func (f *fileFollow) followWriter(ctx context.Context, i int, w *fileWriter) error {
+func (f *follow) followWriter(ctx context.Context, i int, w *liveWriter) error {
 	sub, size := w.subscribe()
 	if sub == nil {
-		// The writer is closed: its file is complete.
-		return f.readFile(ctx, i, -1)
+		// The writer is closed: the stored stream is complete.
+		return f.readStored(ctx, i, -1)
 	}
 	defer w.unsubscribe(sub)
-	// The writes up to size are in the file; every later one comes through sub.
-	if err := f.readFile(ctx, i, size); err != nil {
+	// The writes up to size are stored; every later one comes through sub.
+	if err := f.readStored(ctx, i, size); err != nil {
 		return err
 	}
 	for {
@@ -93,9 +91,9 @@ func (f *fileFollow) followWriter(ctx context.Context, i int, w *fileWriter) err
 			}
 			sub.taken(c)
 			if c.Offset > f.pos[i] {
-				// Never happens (the writes follow the file's size at subscribing); were there a
-				// gap, the file fills it.
-				if err := f.readFile(ctx, i, c.Offset); err != nil {
+				// Never happens (the writes follow the size at subscribing); were there a gap,
+				// the stored stream fills it.
+				if err := f.readStored(ctx, i, c.Offset); err != nil {
 					return err
 				}
 			}
@@ -109,8 +107,8 @@ func (f *fileFollow) followWriter(ctx context.Context, i int, w *fileWriter) err
 }
 
 // sendChunk sends the part of c after what stream i sent so far.
-func (f *fileFollow) sendChunk(i int, c pipeline.LogChunk) error {
-	c.Attempt = f.attempt
+func (f *follow) sendChunk(i int, c pipeline.LogChunk) error {
+	c.Attempt = f.a.Number
 	end := c.Offset + int64(len(c.Data))
 	if end <= f.pos[i] {
 		return nil
@@ -126,20 +124,17 @@ func (f *fileFollow) sendChunk(i int, c pipeline.LogChunk) error {
 	return nil
 }
 
-// readFile sends stream i from the file, from what was sent so far up to limit (to the end of
-// the file when limit < 0), in bounded pieces. A file that does not exist is empty.
-func (f *fileFollow) readFile(ctx context.Context, i int, limit int64) error {
+// readStored sends stream i from the Backend, from what was sent so far up to limit (to the end
+// of what is stored when limit < 0), in bounded pieces.
+func (f *follow) readStored(ctx context.Context, i int, limit int64) error {
 	if limit >= 0 && f.pos[i] >= limit {
 		return nil
 	}
-	fh, err := os.Open(f.paths[i])
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	r, err := f.l.b.Open(ctx, f.a, Streams[i])
 	if err != nil {
 		return fmt.Errorf("follow log: %w", err)
 	}
-	defer fh.Close()
+	defer r.Close()
 	for limit < 0 || f.pos[i] < limit {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -150,7 +145,7 @@ func (f *fileFollow) readFile(ctx context.Context, i int, limit int64) error {
 		}
 		// A fresh buffer per piece: the receiver keeps it.
 		buf := make([]byte, n)
-		m, err := fh.ReadAt(buf, f.pos[i])
+		m, err := r.ReadAt(buf, f.pos[i])
 		if m > 0 {
 			if err := f.sendChunk(i, pipeline.LogChunk{Stream: Streams[i], Offset: f.pos[i], Data: buf[:m]}); err != nil {
 				return err
@@ -166,10 +161,10 @@ func (f *fileFollow) readFile(ctx context.Context, i int, limit int64) error {
 	return nil
 }
 
-// readToEnd sends the rest of both files of an attempt that is not written here.
-func (f *fileFollow) readToEnd(ctx context.Context) error {
+// readToEnd sends the rest of both streams of an attempt that is not written here.
+func (f *follow) readToEnd(ctx context.Context) error {
 	for i := range Streams {
-		if err := f.readFile(ctx, i, -1); err != nil {
+		if err := f.readStored(ctx, i, -1); err != nil {
 			return err
 		}
 	}
