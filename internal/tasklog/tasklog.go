@@ -15,10 +15,10 @@
 //     Nothing is split or joined by lines or characters: a read or a followed chunk may end in
 //     the middle of a UTF-8 character (logfollow and the API hold an incomplete character back
 //     until the rest comes), so an implementation may cut the stream into chunks anywhere.
-//   - Writers never wait for readers. Memory is bounded per writer and per follower: a follower
-//     that falls behind is dropped (Follow returns ErrFellBehind) and resumes from the offsets it
-//     got. A write returns once the bytes are in the writer's hands; an implementation may batch
-//     them before it stores them.
+//   - Writers never wait for readers. A write may wait for the storage (a file system, a batch
+//     being committed) but never for a follower. Memory is bounded per writer and per follower:
+//     a follower that falls behind is dropped (Follow returns ErrFellBehind) and resumes from
+//     the offsets it got. An implementation may batch the writes before it stores them.
 //   - Durability on Close. When both writers of an attempt are closed, its output is stored: Open
 //     and Follow read all of it, on every node that shares the store. Close returns the first
 //     error a write met (a full disk, an unreachable database): the task then fails with it
@@ -45,15 +45,15 @@
 //
 // # A database implementation
 //
-// A backend for several nodes can keep each stream as rows of (job, task, attempt, stream,
-// offset, bytes), appended by the writer in batches (a size or a short interval, whichever comes
-// first; and on Close, which returns once the last batch is committed) so that memory stays
-// bounded and a crash loses at most one batch. Its writers fan out to this node's followers as
-// Files' do (the hub in this package), and serve the unflushed tail to Open and to Follow's
-// switch to the live writes. For an attempt written on another node, Follow sends the stored
-// chunks after the offsets and returns; Watch may be woken by a NOTIFY sent with each committed
-// batch, so that a follower on another node polls only when something was stored. DeleteJob
-// deletes the job's rows (retention runs once cluster-wide; deleting twice is harmless).
+// Live does the live half of the contract on any Backend, so a database backend is a Backend:
+// it can keep each stream as rows of (job, task, attempt, stream, offset, bytes), appended by its
+// Appender in batches (a size or a short interval, whichever comes first; and on Close, which
+// returns once the last batch is committed), so that memory stays bounded and a crash loses at
+// most one batch; its Open serves the unflushed tail on the writing node (see Backend). For an
+// attempt written on another node, Live's Follow sends the stored chunks after the offsets and
+// returns; a NOTIFY sent with each committed batch can call Live.Wake, so that a follower on
+// another node reads as soon as something was stored. DeleteJob deletes the job's rows
+// (retention runs once cluster-wide; deleting twice is harmless).
 package tasklog
 
 import (
@@ -156,9 +156,9 @@ func CheckStream(stream pipeline.LogStream) error {
 	return nil
 }
 
-// Tail returns at most max bytes from the end of one stream of an attempt ("" when it has no
+// Tail returns at most limit bytes from the end of one stream of an attempt ("" when it has no
 // output or cannot be read): what on_error gets of the failed task's output.
-func Tail(ctx context.Context, s Store, a Attempt, stream pipeline.LogStream, max int64) string {
+func Tail(ctx context.Context, s Store, a Attempt, stream pipeline.LogStream, limit int64) string {
 	r, err := s.Open(ctx, a, stream)
 	if err != nil {
 		return ""
@@ -168,10 +168,7 @@ func Tail(ctx context.Context, s Store, a Attempt, stream pipeline.LogStream, ma
 	if err != nil {
 		return ""
 	}
-	off := st.Size() - max
-	if off < 0 {
-		off = 0
-	}
+	off := max(st.Size()-limit, 0)
 	b, err := io.ReadAll(io.NewSectionReader(r, off, st.Size()-off))
 	if err != nil {
 		return ""
