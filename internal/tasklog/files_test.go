@@ -89,3 +89,13 @@ func TestFilesWriteErrorIsKeptAndReportedByClose(t *testing.T) {
 		t.Errorf("Close of the writer without output = %v", err)
 	}
 }
+
+// TestFilesSharedConformance runs the shared-output suite on two Files of one directory: two
+// processes of one data directory, or a server and the one that follows it after a restart.
+func TestFilesSharedConformance(t *testing.T) {
+	t.Parallel()
+	tasklogtest.RunShared(t, func(t *testing.T) (a, b tasklog.Store) {
+		dir := t.TempDir()
+		return tasklog.NewFiles(dir), tasklog.NewFiles(dir)
+	})
+}

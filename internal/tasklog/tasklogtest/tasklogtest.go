@@ -1,6 +1,7 @@
 // Package tasklogtest is the conformance suite of tasklog.Store: every implementation (files, a
-// database) runs Run against itself, so that the runner, the API and the dashboard can rely on
-// the contract written in package tasklog, whatever keeps the output.
+// database) runs Run against itself, and RunShared against two stores on the same data (two
+// nodes), so that the runner, the API and the dashboard can rely on the contract written in
+// package tasklog, whatever keeps the output.
 package tasklogtest
 
 import (
@@ -744,5 +745,84 @@ func deleteJobRemovesOnlyThatJob(t *testing.T, s tasklog.Store) {
 	}
 	if err := s.DeleteJob(ctx, newJobID()); err != nil {
 		t.Errorf("DeleteJob of a job without output: %v, want nil", err)
+	}
+}
+
+// NewNodes returns two stores on the same data, as two nodes (or two processes, one after the
+// other) see it: what one stores, the other reads. The test's cleanup releases them.
+type NewNodes func(t *testing.T) (a, b tasklog.Store)
+
+// RunShared runs the conformance tests of output shared between nodes: output written on one is
+// read, followed (by polling what is stored) and deleted through the other.
+func RunShared(t *testing.T, newNodes NewNodes) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, a, b tasklog.Store)
+	}{
+		{"ClosedOutputReadsTheSameOnEveryNode", closedOutputReadsTheSameOnEveryNode},
+		{"FollowOnAnotherNodeSendsWhatIsStoredAndReturns", followOnAnotherNodeSendsWhatIsStoredAndReturns},
+		{"DeleteJobOnOneNodeDeletesForAll", deleteJobOnOneNodeDeletesForAll},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := newNodes(t)
+			tt.fn(t, a, b)
+		})
+	}
+}
+
+func closedOutputReadsTheSameOnEveryNode(t *testing.T, writer, reader tasklog.Store) {
+	a := tasklog.Attempt{JobID: newJobID(), Task: "t", Number: 2}
+	out := strings.Repeat("shared output\n", 5000)
+	writeAttempt(t, writer, a, out, "err\n")
+	if got := read(t, reader, a, pipeline.Stdout); got != out {
+		t.Errorf("the other node reads %d bytes, want the %d written", len(got), len(out))
+	}
+	f, pos, err := follow(t, ctxOf(t), reader, a, [2]int64{5, 0})
+	if err != nil || f.got(0) != out[5:] || f.got(1) != "err\n" || pos != [2]int64{int64(len(out)), 4} {
+		t.Errorf("Follow on the other node = %v, %v, %d/%q bytes; want nil, the ends, everything", pos, err, len(f.got(0)), f.got(1))
+	}
+}
+
+func followOnAnotherNodeSendsWhatIsStoredAndReturns(t *testing.T, writer, reader tasklog.Store) {
+	a := tasklog.Attempt{JobID: newJobID(), Task: "t", Number: 1}
+	o, e := create(t, writer, a)
+	write(t, o, "first\n")
+	done := make(chan struct{})
+	var f *followed
+	var pos [2]int64
+	var err error
+	go func() {
+		defer close(done)
+		f, pos, err = follow(t, ctxOf(t), reader, a, [2]int64{})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Follow on a node that does not write the attempt waited for the writers")
+	}
+	if err != nil || !strings.HasPrefix("first\n", f.got(0)) || pos[0] != int64(len(f.got(0))) {
+		t.Errorf("Follow on the other node = %v, %v, %q; want nil and what is stored (a prefix of %q)", pos, err, f.got(0), "first\n")
+	}
+	write(t, o, "second\n")
+	closeBoth(t, o, e)
+	// Closed: everything is stored, and a follow from where the last one ended gets the rest.
+	rest, _, err := follow(t, ctxOf(t), reader, a, pos)
+	if got := f.got(0) + rest.got(0); err != nil || got != "first\nsecond\n" {
+		t.Errorf("following again after the writers closed: %v, %q in all; want %q", err, got, "first\nsecond\n")
+	}
+}
+
+func deleteJobOnOneNodeDeletesForAll(t *testing.T, writer, deleter tasklog.Store) {
+	a := tasklog.Attempt{JobID: newJobID(), Task: "t", Number: 1}
+	writeAttempt(t, writer, a, "out\n", "err\n")
+	if err := deleter.DeleteJob(ctxOf(t), a.JobID); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []tasklog.Store{writer, deleter} {
+		if got := read(t, s, a, pipeline.Stdout); got != "" {
+			t.Errorf("after DeleteJob on one node: stdout = %q, want empty", got)
+		}
 	}
 }
