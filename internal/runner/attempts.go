@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/durfmt"
@@ -123,16 +121,5 @@ func (r *Runner) OpenAttemptLog(ctx context.Context, jobID, task string, attempt
 	if attempt < 1 || attempt > last {
 		return nil, fmt.Errorf("job %s: task %q: attempt %d of %d: %w", jobID, task, attempt, last, pipeline.ErrAttemptNotFound)
 	}
-	path, err := r.logPath(jobID, task, attempt, stream)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return emptyLog{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open log of attempt %d of task %q of job %s: %w", attempt, task, jobID, err)
-	}
-	return f, nil
+	return r.logs.Open(ctx, attemptOf(jobID, task, attempt), stream)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/runner/script"
 	"github.com/prunner-dev/prunner/internal/store"
+	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
 // failedTaskOutputLimit bounds the failedTaskStdout/Stderr variables of on_error: the tail of the
@@ -152,14 +153,13 @@ func (jr *jobRun) run() {
 
 // runOnError runs the pipeline's on_error task with the failed task's details.
 func (jr *jobRun) runOnError(data map[string]any, failed *pipeline.Task) {
-	stdoutPath, _ := jr.r.logPath(jr.job.ID, failed.Name, failed.Attempt, pipeline.Stdout)
-	stderrPath, _ := jr.r.logPath(jr.job.ID, failed.Name, failed.Attempt, pipeline.Stderr)
+	out := attemptOf(jr.job.ID, failed.Name, failed.Attempt)
 	extra := maps.Clone(data)
 	extra["failedTaskName"] = failed.Name
 	extra["failedTaskExitCode"] = failed.ExitCode
 	extra["failedTaskError"] = failed.Error
-	extra["failedTaskStdout"] = readTail(stdoutPath, failedTaskOutputLimit)
-	extra["failedTaskStderr"] = readTail(stderrPath, failedTaskOutputLimit)
+	extra["failedTaskStdout"] = tasklog.Tail(jr.ctx, jr.r.logs, out, pipeline.Stdout, failedTaskOutputLimit)
+	extra["failedTaskStderr"] = tasklog.Tail(jr.ctx, jr.r.logs, out, pipeline.Stderr, failedTaskOutputLimit)
 	res := jr.runTask(jr.ctx, pipeline.OnErrorTaskName, extra, jr.def.OnError)
 	jr.finishTask(res)
 }
@@ -197,13 +197,10 @@ func (jr *jobRun) runTask(ctx context.Context, name string, data map[string]any,
 		if attempt > 1 {
 			attemptStart = jr.r.now()
 		}
-		stdoutPath, err := jr.r.logPath(jr.job.ID, name, attempt, pipeline.Stdout)
+		stdout, stderr, err := jr.r.openOutput(ctx, jr.job.ID, name, attempt)
 		if err != nil {
-			return taskResult{name: name, exitCode: -1, err: err, end: jr.r.now(), attempt: attempt, attempts: attempts}
+			return taskResult{name: name, exitCode: -1, err: fmt.Errorf("task output: %w", err), end: jr.r.now(), attempt: attempt, attempts: attempts}
 		}
-		stderrPath, _ := jr.r.logPath(jr.job.ID, name, attempt, pipeline.Stderr)
-		stdout, stderr := jr.r.outputs.open(stdoutPath, stderrPath)
-		stdout.onNoSpace, stderr.onNoSpace = jr.r.diskFull, jr.r.diskFull
 
 		attemptCtx, stopTimer := withTimeout(ctx, "task", def.Timeout)
 		code, runErr := script.Run(attemptCtx, script.Task{

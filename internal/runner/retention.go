@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/store"
@@ -30,7 +29,7 @@ func (r *Runner) applyRetentionAll() {
 }
 
 // applyRetention deletes the finished jobs of a loaded pipeline that its retention settings no
-// longer keep, with their output files. Pipelines no longer in the files keep their history.
+// longer keep, with their output. Pipelines no longer in the files keep their history.
 func (r *Runner) applyRetention(name string) {
 	d := r.defs.Load().Get(name)
 	if d == nil || (d.RetentionPeriod == 0 && d.RetentionCount == 0) {
@@ -46,11 +45,7 @@ func (r *Runner) applyRetention(name string) {
 		return
 	}
 	for _, id := range ids {
-		dir, err := r.logDir(id)
-		if err != nil {
-			continue
-		}
-		if err := os.RemoveAll(dir); err != nil {
+		if err := r.logs.DeleteJob(context.Background(), id); err != nil {
 			r.log.Error("retention: remove logs", "job_id", id, "error", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,13 +20,17 @@ import (
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
+	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
 // Config configures a Runner.
 type Config struct {
 	Store store.Store
-	// DataDir holds the task output files (DataDir/logs/<job>/…).
+	// DataDir holds the task output files (DataDir/logs/<job>/…) unless TaskLogs is set, and
+	// the disk space reserved for the store.
 	DataDir string
+	// TaskLogs keeps the output of tasks (default: tasklog.NewFiles(DataDir/logs)).
+	TaskLogs tasklog.Store
 	// WorkDir is the working directory of every task ("" = the server's).
 	WorkDir string
 	// Env is the base environment of every task (the server's environment after the dotenv
@@ -54,6 +59,8 @@ type Runner struct {
 	cfg Config
 	st  store.Store
 	log *slog.Logger
+	// logs keeps the output of tasks: written, read, followed live and deleted only through it.
+	logs tasklog.Store
 
 	defs atomic.Pointer[pipeline.Set]
 
@@ -63,8 +70,6 @@ type Runner struct {
 	known map[string]*pipeline.Definition
 	// running holds the jobs this process executes.
 	running map[string]*jobRun
-	// outputs holds the output of their tasks that run now, for live followers (see FollowLog).
-	outputs *liveOutputs
 	// cancelPending holds the cancel requests that launch applies to a job it registers (see
 	// Cancel).
 	cancelPending map[string]bool
@@ -111,13 +116,16 @@ func New(cfg Config) *Runner {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
+	if cfg.TaskLogs == nil {
+		cfg.TaskLogs = tasklog.NewFiles(filepath.Join(cfg.DataDir, "logs"))
+	}
 	r := &Runner{
 		cfg:           cfg,
 		st:            cfg.Store,
 		log:           cfg.Logger,
+		logs:          cfg.TaskLogs,
 		known:         map[string]*pipeline.Definition{},
 		running:       map[string]*jobRun{},
-		outputs:       newLiveOutputs(),
 		cancelPending: map[string]bool{},
 		timers:        map[string]*time.Timer{},
 		claiming:      map[string]bool{},
