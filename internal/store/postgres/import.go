@@ -132,5 +132,5 @@ func queueImported(b *pgx.Batch, seq int64, e importedJob) {
 		seq, j.ID, j.Pipeline, string(j.Status), e.vars, j.User, j.QueuePartition, nanos(j.Created),
 		nanos(j.StartAfter), nanosPtr(j.Start), nanosPtr(j.End), j.LastError, j.Errored, j.ReplacedBy,
 		e.def, j.Schedule, nanosPtr(j.ScheduledFor))
-	queueTasks(b, seq, j.Tasks, e.tasks)
+	queueTasks(b, j.ID, j.Tasks, e.tasks)
 }

@@ -388,6 +388,11 @@ func (s *Store) loadJobs(ctx context.Context, q querier, sql string, args []any,
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.scanJobs(rows, varsAsJSON)
+}
+
+// scanJobs reads the rows of a query selecting jobColumns (or listColumns) and closes them.
+func (s *Store) scanJobs(rows pgx.Rows, varsAsJSON bool) ([]*pipeline.Job, []int64, error) {
 	defer rows.Close()
 	var (
 		jobs []*pipeline.Job
@@ -412,22 +417,31 @@ func (s *Store) loadJobs(ctx context.Context, q querier, sql string, args []any,
 	return jobs, seqs, nil
 }
 
+// tasksOfSQL selects the tasks (seq first, then taskColumns) of the jobs whose seqs are $1.
+const tasksOfSQL = `SELECT t.job_seq, ` + taskColumns + ` FROM tasks t
+	WHERE t.job_seq = ANY($1::bigint[]) ORDER BY t.job_seq, t.position`
+
 // loadTasks loads the tasks of jobs (whose seqs are seqs) with one query and attaches them in
 // position order.
 func (s *Store) loadTasks(ctx context.Context, q querier, jobs []*pipeline.Job, seqs []int64) error {
 	if len(jobs) == 0 {
 		return nil
 	}
+	rows, err := q.Query(ctx, tasksOfSQL, seqs)
+	if err != nil {
+		return fmt.Errorf("load tasks: %w", err)
+	}
+	return attachTasks(rows, jobs, seqs)
+}
+
+// attachTasks reads the rows of tasksOfSQL, gives each job (of seqs) its tasks and closes the
+// rows.
+func attachTasks(rows pgx.Rows, jobs []*pipeline.Job, seqs []int64) error {
+	defer rows.Close()
 	bySeq := make(map[int64]*pipeline.Job, len(jobs))
 	for i, j := range jobs {
 		bySeq[seqs[i]] = j
 	}
-	rows, err := q.Query(ctx, `SELECT t.job_seq, `+taskColumns+` FROM tasks t
-		WHERE t.job_seq = ANY($1::bigint[]) ORDER BY t.job_seq, t.position`, seqs)
-	if err != nil {
-		return fmt.Errorf("load tasks: %w", err)
-	}
-	defer rows.Close()
 	var (
 		seq int64
 		r   taskRow
@@ -451,19 +465,9 @@ func (s *Store) loadTasks(ctx context.Context, q querier, jobs []*pipeline.Job, 
 	return nil
 }
 
-// loadJobsBySeq loads the jobs with the given seqs, with their definitions and tasks, in seq
+// jobsBySeqSQL selects the jobs (jobColumns, definitions included) whose seqs are $1, in seq
 // order.
-func (s *Store) loadJobsBySeq(ctx context.Context, q querier, seqs []int64) ([]*pipeline.Job, error) {
-	jobs, got, err := s.loadJobs(ctx, q, `SELECT `+jobColumns+` FROM jobs j
-		WHERE j.seq = ANY($1::bigint[]) ORDER BY j.seq`, []any{seqs}, false)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.loadTasks(ctx, q, jobs, got); err != nil {
-		return nil, err
-	}
-	return jobs, nil
-}
+const jobsBySeqSQL = `SELECT ` + jobColumns + ` FROM jobs j WHERE j.seq = ANY($1::bigint[]) ORDER BY j.seq`
 
 // PipelineStates implements store.Store: the running counts of the pipelines table and the
 // queued jobs in seq order, from one snapshot.

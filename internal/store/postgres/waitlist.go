@@ -26,7 +26,9 @@ type waitList struct {
 	ctx      context.Context
 	tx       pgx.Tx
 	pipeline string
-	err      error
+	// n is the length of the wait list when it was read with the pipeline's lock, else -1.
+	n   int
+	err error
 }
 
 var _ pipeline.WaitList = (*waitList)(nil)
@@ -59,7 +61,12 @@ func (w *waitList) ids(sql string, args ...any) []string {
 	return ids
 }
 
-func (w *waitList) Len() int { return w.count(queuedCountSQL, w.pipeline) }
+func (w *waitList) Len() int {
+	if w.n >= 0 {
+		return w.n
+	}
+	return w.count(queuedCountSQL, w.pipeline)
+}
 
 func (w *waitList) PartitionLen(partition string) int {
 	return w.count(queuedPartitionCountSQL, w.pipeline, partition)

@@ -51,35 +51,18 @@ var (
 
 	insertJobSQL = `INSERT INTO jobs (id, pipeline, status, variables, user_name, queue_partition,
 		created_at, start_after, started_at, definition, schedule_id, scheduled_for, idempotency_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, '')) RETURNING seq`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, ''))`
+	// insertTaskSQL inserts a task of the job whose ID is $1 (inserted before, in the same
+	// batch: the task needs no round trip for the job's seq).
 	insertTaskSQL = `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,
-		ended_at, exit_code, errored, error, attempt, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		ended_at, exit_code, errored, error, attempt, attempts)
+		VALUES ((SELECT seq FROM jobs WHERE id = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 	replaceJobsSQL = `UPDATE jobs SET status = '` + string(pipeline.JobReplaced) + `', ended_at = $1, replaced_by = $2
 		WHERE id = ANY($3::text[]) AND pipeline = $4 AND status = '` + queued + `' RETURNING id, seq, variables`
 	skipTasksSQL = `UPDATE tasks SET status = '` + string(pipeline.TaskSkipped) + `'
 		WHERE job_seq = ANY($1::bigint[]) AND status IN ` + openTaskStatuses
-	startJobsSQL = `UPDATE jobs SET status = '` + running + `', started_at = $1 WHERE seq = ANY($2::bigint[])`
-	// claimReadySQL reads the first ready jobs of a wait list (see claim).
-	claimReadySQL = `SELECT seq, id, queue_partition, start_after FROM jobs
-		WHERE pipeline = $1 AND status = '` + queued + `' AND (start_after IS NULL OR start_after <= $2)
-		ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`
-	// nextStartAfterSQL's terms match the partial index jobs_delayed.
-	nextStartAfterSQL = `SELECT min(start_after) FROM jobs WHERE status = '` + queued + `'
-		AND start_after IS NOT NULL AND pipeline = $1 AND start_after > $2`
 	idempotencyLookupSQL = `SELECT id, pipeline FROM jobs WHERE idempotency_key = $1`
 
-	// finishJobSQL ends a job that is not final yet and returns its status before; nothing when
-	// it is final. The caller holds the pipeline's lock, so the status cannot change meanwhile.
-	finishJobSQL = `WITH old AS (SELECT seq, status FROM jobs WHERE seq = $5)
-		UPDATE jobs j SET status = $1, ended_at = $2, last_error = $3, errored = j.errored OR $4,
-			replaced_by = COALESCE(NULLIF($6, ''), j.replaced_by)
-		FROM old WHERE j.seq = old.seq AND old.status NOT IN ` + finalJobStatuses + ` RETURNING old.status`
-	// finishTasksSQL: tasks that were running get the end time of the job; waiting ones never
-	// started.
-	finishTasksSQL = `UPDATE tasks SET
-			status = CASE status WHEN '` + string(pipeline.TaskRunning) + `' THEN $1 ELSE $2 END,
-			ended_at = CASE status WHEN '` + string(pipeline.TaskRunning) + `' THEN COALESCE(ended_at, $3) ELSE ended_at END
-		WHERE job_seq = $4 AND status IN ` + openTaskStatuses
 	cancelJobSQL = `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = $1 WHERE seq = $2`
 
 	// updateTaskSQL rewrites a task the job has.
@@ -194,15 +177,12 @@ func encodeJob(j *pipeline.Job) (encodedJob, error) {
 // decides, the waiting jobs it replaces end, and the job is inserted, running or queued. A
 // rejection comes back as errRejected.
 func (s *Store) admit(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc encodedJob, res *store.AdmitResult) error {
-	if found, err := lookupIdempotencyKey(ctx, tx, p.IdempotencyKey, res); found || err != nil {
+	r, err := readForAdmission(ctx, tx, p, res)
+	if err != nil || r.found {
 		return err
 	}
-	n, err := lockPipeline(ctx, tx, p.Job.Pipeline)
-	if err != nil {
-		return err
-	}
-	waiting := &waitList{ctx: ctx, tx: tx, pipeline: p.Job.Pipeline}
-	decision, err := p.Definition.AdmitWith(n, waiting, p.Job.QueuePartition)
+	waiting := &waitList{ctx: ctx, tx: tx, pipeline: p.Job.Pipeline, n: r.waiting}
+	decision, err := p.Definition.AdmitWith(r.running, waiting, p.Job.QueuePartition)
 	if waiting.err != nil {
 		return fmt.Errorf("read wait list: %w", waiting.err)
 	}
@@ -225,6 +205,55 @@ func (s *Store) admit(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc e
 	}
 	res.Started = decision.Start
 	return nil
+}
+
+// admissionReads is what admission reads before it decides.
+type admissionReads struct {
+	found   bool // a stored job has the request's idempotency key (named in the result)
+	running int  // the pipeline's running count, read under its lock
+	waiting int  // the length of its wait list, -1 when not read
+}
+
+// readForAdmission reads, in one round trip, the job of the request's idempotency key, the
+// pipeline's running count under its lock and the length of its wait list (which every
+// admission asks). The first admission of a pipeline creates its row and locks it then; the
+// length is read again under the lock.
+func readForAdmission(ctx context.Context, tx pgx.Tx, p store.AdmitParams, res *store.AdmitResult) (admissionReads, error) {
+	r := admissionReads{waiting: -1}
+	missing := false
+	b := &pgx.Batch{}
+	if p.IdempotencyKey != "" {
+		b.Queue(idempotencyLookupSQL, p.IdempotencyKey).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&res.ExistingID, &res.ExistingPipeline)
+			r.found = err == nil
+			return ignoreNoRows(err)
+		})
+	}
+	b.Queue(lockPipelineSQL, p.Job.Pipeline).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&r.running)
+		missing = errors.Is(err, pgx.ErrNoRows)
+		return ignoreNoRows(err)
+	})
+	b.Queue(queuedCountSQL, p.Job.Pipeline).QueryRow(func(row pgx.Row) error { return row.Scan(&r.waiting) })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return r, fmt.Errorf("read pipeline state: %w", err)
+	}
+	if missing && !r.found {
+		var err error
+		if r.running, err = lockPipeline(ctx, tx, p.Job.Pipeline); err != nil {
+			return r, err
+		}
+		r.waiting = -1 // read before the lock
+	}
+	return r, nil
+}
+
+// ignoreNoRows returns err, or nil for pgx.ErrNoRows.
+func ignoreNoRows(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return err
 }
 
 // lookupIdempotencyKey reports whether a stored job has key, and then names it in res. An
@@ -302,7 +331,7 @@ func carryOverVariables(p store.AdmitParams, replaced []*string, enc encodedJob)
 }
 
 // insertAdmitted inserts the new job, running when start is true and else queued, with its
-// idempotency key and its tasks, and counts it as running.
+// idempotency key and its tasks, and counts it as running, in one round trip.
 func insertAdmitted(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc encodedJob, start bool) error {
 	j := p.Job
 	status, started := queued, any(nil)
@@ -314,28 +343,24 @@ func insertAdmitted(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc enc
 		// The firing is what the job stands for, whatever the caller set.
 		schedule, scheduledFor = f.ScheduleID, nanos(f.FireTime)
 	}
-	var seq int64
-	if err := tx.QueryRow(ctx, insertJobSQL,
-		j.ID, j.Pipeline, status, enc.vars, j.User, j.QueuePartition,
-		nanos(j.Created), nanos(j.StartAfter), started, enc.def, schedule, scheduledFor,
-		p.IdempotencyKey).Scan(&seq); err != nil {
-		return fmt.Errorf("insert: %w", err)
-	}
 	b := &pgx.Batch{}
-	queueTasks(b, seq, j.Tasks, enc.tasks)
+	b.Queue(insertJobSQL, j.ID, j.Pipeline, status, enc.vars, j.User, j.QueuePartition,
+		nanos(j.Created), nanos(j.StartAfter), started, enc.def, schedule, scheduledFor,
+		p.IdempotencyKey)
+	queueTasks(b, j.ID, j.Tasks, enc.tasks)
 	if start {
 		b.Queue(addRunningSQL, j.Pipeline, 1)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("insert tasks: %w", err)
+		return fmt.Errorf("insert: %w", err)
 	}
 	return nil
 }
 
 // queueTasks queues the inserts of a job's tasks, numbered from 0, in b.
-func queueTasks(b *pgx.Batch, seq int64, tasks []pipeline.Task, enc []encodedTask) {
+func queueTasks(b *pgx.Batch, jobID string, tasks []pipeline.Task, enc []encodedTask) {
 	for i, t := range tasks {
-		b.Queue(insertTaskSQL, seq, i, t.Name, enc[i].deps, string(t.Status),
+		b.Queue(insertTaskSQL, jobID, i, t.Name, enc[i].deps, string(t.Status),
 			nanosPtr(t.Start), nanosPtr(t.End), t.ExitCode, t.Errored, t.Error, t.Attempt, enc[i].attempts)
 	}
 }
@@ -345,78 +370,6 @@ type errRejected struct{ err error }
 
 func (e errRejected) Error() string { return e.err.Error() }
 func (e errRejected) Unwrap() error { return e.err }
-
-// Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
-	var res store.ClaimResult
-	err := s.writeTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		res, err = s.claim(ctx, tx, p)
-		return err
-	})
-	if err != nil {
-		return store.ClaimResult{}, fmt.Errorf("claim jobs of pipeline %s: %w", p.Pipeline, err)
-	}
-	return res, nil
-}
-
-// claim is Claim inside a transaction: under the pipeline's lock, the jobs that
-// pipeline.Claimable allows of the ready ones start.
-func (s *Store) claim(ctx context.Context, tx pgx.Tx, p store.ClaimParams) (store.ClaimResult, error) {
-	var res store.ClaimResult
-	n, err := lockPipeline(ctx, tx, p.Pipeline)
-	if err != nil {
-		return res, err
-	}
-	ready, readySeqs, next, err := claimable(ctx, tx, p.Pipeline, p.Concurrency-n, p.Now)
-	if err != nil {
-		return res, fmt.Errorf("read wait list: %w", err)
-	}
-	ids, _ := pipeline.Claimable(n, p.Concurrency, ready, p.Now)
-	res.NextStart = next
-	if len(ids) == 0 {
-		return res, nil
-	}
-	// Claimable keeps wait-list order: the first len(ids) ready jobs start.
-	seqs := readySeqs[:len(ids)]
-	b := &pgx.Batch{}
-	b.Queue(startJobsSQL, nanos(p.Now), seqs)
-	b.Queue(addRunningSQL, p.Pipeline, len(seqs))
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return res, fmt.Errorf("start jobs: %w", err)
-	}
-	res.Started, err = s.loadJobsBySeq(ctx, tx, seqs)
-	return res, err
-}
-
-// claimable returns the waiting jobs of a pipeline that may start now (delay elapsed, in
-// wait-list order, at most slots of them), their seqs, and the earliest future start delay.
-func claimable(ctx context.Context, tx pgx.Tx, name string, slots int, now time.Time) (waiting []pipeline.WaitingJob, seqs []int64, next time.Time, err error) {
-	if slots > 0 {
-		rows, err := tx.Query(ctx, claimReadySQL, name, now.UnixNano(), slots)
-		if err != nil {
-			return nil, nil, time.Time{}, err
-		}
-		var (
-			seq        int64
-			w          pipeline.WaitingJob
-			startAfter *int64
-		)
-		if _, err := pgx.ForEachRow(rows, []any{&seq, &w.ID, &w.Partition, &startAfter}, func() error {
-			w.StartAfter = timeOf(startAfter)
-			waiting = append(waiting, w)
-			seqs = append(seqs, seq)
-			return nil
-		}); err != nil {
-			return nil, nil, time.Time{}, err
-		}
-	}
-	var nextNanos *int64
-	if err := tx.QueryRow(ctx, nextStartAfterSQL, name, now.UnixNano()).Scan(&nextNanos); err != nil {
-		return nil, nil, time.Time{}, err
-	}
-	return waiting, seqs, timeOf(nextNanos), nil
-}
 
 // UpdateTask implements store.Store. It does not check the job's status: the runner owns the
 // order of its writes, and a late task record of a job that just ended is still true. The
@@ -454,75 +407,6 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 	}
 	return nil
-}
-
-// FinishJob implements store.Store. A job that failed is also marked errored.
-func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
-	if !p.Status.Final() {
-		return fmt.Errorf("finish job %s: status %q is not final", p.JobID, p.Status)
-	}
-	err := s.writeTx(ctx, func(tx pgx.Tx) error { return finishJob(ctx, tx, p) })
-	if err != nil {
-		return fmt.Errorf("finish job %s: %w", p.JobID, err)
-	}
-	return nil
-}
-
-// FinishAndClaim implements store.Store: FinishJob and Claim in one transaction.
-func (s *Store) FinishAndClaim(ctx context.Context, f store.FinishParams, c store.ClaimParams) (store.ClaimResult, error) {
-	if !f.Status.Final() {
-		return store.ClaimResult{}, fmt.Errorf("finish job %s: status %q is not final", f.JobID, f.Status)
-	}
-	var res store.ClaimResult
-	err := s.writeTx(ctx, func(tx pgx.Tx) error {
-		if err := finishJob(ctx, tx, f); err != nil {
-			return fmt.Errorf("finish job %s: %w", f.JobID, err)
-		}
-		var err error
-		if res, err = s.claim(ctx, tx, c); err != nil {
-			return fmt.Errorf("claim jobs of pipeline %s: %w", c.Pipeline, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return store.ClaimResult{}, err
-	}
-	return res, nil
-}
-
-// finishJob is FinishJob inside a transaction, under the lock of the job's pipeline: a running
-// job that ends frees its slot in the running count.
-func finishJob(ctx context.Context, tx pgx.Tx, p store.FinishParams) error {
-	pending, runningTasks := p.PendingTasks, p.RunningTasks
-	if pending == "" {
-		pending = pipeline.TaskSkipped
-	}
-	if runningTasks == "" {
-		runningTasks = pipeline.TaskCanceled
-	}
-	seq, name, err := lockJobPipeline(ctx, tx, p.JobID)
-	if err != nil {
-		return err
-	}
-	var before string
-	err = tx.QueryRow(ctx, finishJobSQL, string(p.Status), nanos(p.End), p.LastError,
-		p.Status == pipeline.JobFailed, seq, p.ReplacedBy).Scan(&before)
-	if errors.Is(err, pgx.ErrNoRows) {
-		var status string
-		if err := tx.QueryRow(ctx, jobStatusSQL, seq).Scan(&status); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w (status %s)", pipeline.ErrJobFinished, status)
-	}
-	if err != nil {
-		return err
-	}
-	b := &pgx.Batch{}
-	b.Queue(finishTasksSQL, string(runningTasks), string(pending), nanos(p.End), seq)
-	if before == running {
-		b.Queue(addRunningSQL, name, -1)
-	}
-	return tx.SendBatch(ctx, b).Close()
 }
 
 // CancelQueued implements store.Store.

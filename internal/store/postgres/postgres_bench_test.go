@@ -1,0 +1,90 @@
+package postgres
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
+)
+
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(b.Context(), pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatalf("Open() error: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchJob(d *pipeline.Definition, i int, now time.Time) *pipeline.Job {
+	return &pipeline.Job{
+		ID:         "job-" + strconv.Itoa(i),
+		Pipeline:   d.Name,
+		Created:    now,
+		Variables:  map[string]any{"branch": "main", "build": json.Number(strconv.Itoa(i))},
+		Definition: d,
+		Tasks:      pipeline.NewJobTasks(d),
+	}
+}
+
+// BenchmarkOneTaskJob is the store's part of a 1-task job's life, one job after the other: Admit
+// (it starts at once), the task's start and end (UpdateTask twice), and FinishAndClaim (the
+// runner's end of a job, which claims the next waiting one). Besides the mean it reports the
+// median and the 99th percentile of one job's store time (ms-median, ms-p99), the figure the
+// 1-task latency target (≤ 10 ms median on one node) is about.
+func BenchmarkOneTaskJob(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := clusterDefinition("bench", 1, nil)
+	now := time.Now().UTC()
+	var total, admit, tasks, finish durations
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		j := benchJob(d, i, now)
+		i++
+		res, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now})
+		if err != nil || !res.Started {
+			b.Fatalf("Admit() = %+v, %v; want started", res, err)
+		}
+		t1 := time.Now()
+		task := j.Tasks[0]
+		task.Status, task.Start = pipeline.TaskRunning, &now
+		if err := s.UpdateTask(ctx, j.ID, task); err != nil {
+			b.Fatal(err)
+		}
+		task.Status, task.End = pipeline.TaskDone, &now
+		if err := s.UpdateTask(ctx, j.ID, task); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := s.FinishAndClaim(ctx,
+			store.FinishParams{JobID: j.ID, Status: pipeline.JobSucceeded, End: now},
+			store.ClaimParams{Pipeline: d.Name, Concurrency: d.Concurrency, Now: now}); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		total, admit, tasks, finish = append(total, t3.Sub(t0)), append(admit, t1.Sub(t0)),
+			append(tasks, t2.Sub(t1)), append(finish, t3.Sub(t2))
+	}
+	b.ReportMetric(total.ms(0.5), "ms-median")
+	b.ReportMetric(total.ms(0.99), "ms-p99")
+	b.ReportMetric(admit.ms(0.5), "ms-admit-median")
+	b.ReportMetric(tasks.ms(0.5), "ms-2tasks-median")
+	b.ReportMetric(finish.ms(0.5), "ms-finish-median")
+}
+
+type durations []time.Duration
+
+// ms returns the q quantile in milliseconds.
+func (d durations) ms(q float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
+}
