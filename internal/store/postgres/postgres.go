@@ -18,6 +18,9 @@
 //     one job.
 //   - Idempotency keys are a unique column; two nodes admitting the same key at once conflict
 //     on it, and the loser's transaction is retried, which then finds the winner's job.
+//   - Lock order: a pipeline's row, then job rows, then task rows. Every transaction that takes
+//     more than one of them takes them in this order (RecoverRunning takes every pipeline's
+//     row, in name order), so that they cannot deadlock one another.
 //   - Transactions that fail with a serialization failure, a deadlock or such a unique conflict
 //     are retried a few times (see retryable).
 //   - Migrations are embedded and applied at Open under a session advisory lock, so several

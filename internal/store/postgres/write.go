@@ -391,6 +391,13 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 		}
 	}
 	err = s.writeTx(ctx, func(tx pgx.Tx) error {
+		// The job's row before its tasks' rows, the order of every transaction that writes
+		// both (see the package doc), so that they cannot deadlock.
+		if t.Errored {
+			if _, err := tx.Exec(ctx, markErroredSQL, jobID); err != nil {
+				return err
+			}
+		}
 		tag, err := tx.Exec(ctx, upsertTaskSQL, args...)
 		if err != nil {
 			return err
@@ -398,10 +405,7 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 		if tag.RowsAffected() == 0 {
 			return pipeline.ErrJobNotFound
 		}
-		if t.Errored {
-			_, err = tx.Exec(ctx, markErroredSQL, jobID)
-		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
@@ -445,25 +449,26 @@ func (s *Store) RecoverRunning(ctx context.Context, reason string, now time.Time
 		if _, err := tx.Exec(ctx, `SELECT name FROM pipelines ORDER BY name FOR UPDATE`); err != nil {
 			return fmt.Errorf("lock pipelines: %w", err)
 		}
-		// Tasks first: the job status still tells which jobs are concerned.
-		if _, err := tx.Exec(ctx, `UPDATE tasks SET
-				status = CASE status WHEN $1 THEN $3 ELSE $4 END,
-				errored = CASE status WHEN $1 THEN true ELSE errored END,
-				error = CASE status WHEN $1 THEN $5 ELSE error END,
-				ended_at = CASE status WHEN $1 THEN COALESCE(ended_at, $6) ELSE ended_at END
-			WHERE status IN `+openTaskStatuses+`
-				AND job_seq IN (SELECT seq FROM jobs WHERE status = $2)`,
-			string(pipeline.TaskRunning), running, string(pipeline.TaskError),
-			string(pipeline.TaskSkipped), reason, nanos(now)); err != nil {
-			return fmt.Errorf("end tasks: %w", err)
-		}
-		var err error
-		ids, err = collectIDs(tx.Query(ctx, `UPDATE jobs
+		var (
+			seqs []int64
+			err  error
+		)
+		ids, seqs, err = collectIDs(tx.Query(ctx, `UPDATE jobs
 			SET status = $1, ended_at = $2, last_error = $3, errored = true
 			WHERE status = $4 RETURNING seq, id`,
 			string(pipeline.JobFailed), nanos(now), reason, running))
 		if err != nil {
 			return fmt.Errorf("end jobs: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tasks SET
+				status = CASE status WHEN $1 THEN $2 ELSE $3 END,
+				errored = CASE status WHEN $1 THEN true ELSE errored END,
+				error = CASE status WHEN $1 THEN $4 ELSE error END,
+				ended_at = CASE status WHEN $1 THEN COALESCE(ended_at, $5) ELSE ended_at END
+			WHERE job_seq = ANY($6::bigint[]) AND status IN `+openTaskStatuses,
+			string(pipeline.TaskRunning), string(pipeline.TaskError), string(pipeline.TaskSkipped),
+			reason, nanos(now), seqs); err != nil {
+			return fmt.Errorf("end tasks: %w", err)
 		}
 		_, err = tx.Exec(ctx, `UPDATE pipelines SET running = 0 WHERE running <> 0`)
 		return err
@@ -486,7 +491,7 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) ([]
 		// The cut-off for KeepNewest is the seq of the first finished job beyond the newest N;
 		// it and every older finished job go. The tasks follow through ON DELETE CASCADE.
 		var err error
-		ids, err = collectIDs(tx.Query(ctx, `DELETE FROM jobs
+		ids, _, err = collectIDs(tx.Query(ctx, `DELETE FROM jobs
 			WHERE pipeline = $1 AND status IN `+finalJobStatuses+` AND (
 				($2::bigint IS NOT NULL AND ended_at < $2::bigint)
 				OR ($3::integer > 0 AND seq <= (SELECT seq FROM jobs
@@ -503,10 +508,10 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) ([]
 }
 
 // collectIDs reads the (seq, id) rows of a RETURNING clause, whose order is not defined, and
-// returns the IDs in creation order.
-func collectIDs(rows pgx.Rows, err error) ([]string, error) {
+// returns the IDs and seqs in creation order.
+func collectIDs(rows pgx.Rows, err error) ([]string, []int64, error) {
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type row struct {
 		seq int64
@@ -520,12 +525,13 @@ func collectIDs(rows pgx.Rows, err error) ([]string, error) {
 		rs = append(rs, r)
 		return nil
 	}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices.SortFunc(rs, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
 	ids := make([]string, len(rs))
+	seqs := make([]int64, len(rs))
 	for i, r := range rs {
-		ids[i] = r.id
+		ids[i], seqs[i] = r.id, r.seq
 	}
-	return ids, nil
+	return ids, seqs, nil
 }
