@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 )
@@ -124,6 +125,9 @@ func decodeDependsOn(col *string) ([]string, error) {
 	if col == nil || *col == "null" {
 		return nil, nil
 	}
+	if deps, ok := parseStringArray(*col); ok {
+		return deps, nil
+	}
 	var deps []string
 	if err := json.Unmarshal([]byte(*col), &deps); err != nil {
 		return nil, fmt.Errorf("decode depends_on: %w", err)
@@ -140,4 +144,30 @@ func decodeAttempts(col *string) ([]pipeline.TaskAttempt, error) {
 		return nil, fmt.Errorf("decode attempts: %w", err)
 	}
 	return attempts, nil
+}
+
+// parseStringArray parses `["a","b"]` as json.Marshal writes an array of plain names: no
+// backslash (so no escapes), no quote or comma inside a name, valid UTF-8. Then every string
+// means exactly its bytes, as encoding/json would decode it. It reports false for anything else,
+// which the caller hands to encoding/json: lists decode tens of thousands of these.
+func parseStringArray(s string) ([]string, bool) {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' || strings.IndexByte(s, '\\') >= 0 || !utf8.ValidString(s) {
+		return nil, false
+	}
+	body := s[1 : len(s)-1]
+	if body == "" {
+		return []string{}, true
+	}
+	out := make([]string, 0, strings.Count(body, ",")+1)
+	for part := range strings.SplitSeq(body, ",") {
+		if len(part) < 2 || part[0] != '"' || part[len(part)-1] != '"' {
+			return nil, false
+		}
+		name := part[1 : len(part)-1]
+		if strings.IndexByte(name, '"') >= 0 {
+			return nil, false
+		}
+		out = append(out, name)
+	}
+	return out, true
 }

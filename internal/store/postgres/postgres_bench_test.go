@@ -88,3 +88,37 @@ func (d durations) ms(q float64) float64 {
 	slices.Sort(s)
 	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
 }
+
+// BenchmarkEachJob10000 streams 10,000 finished jobs of 3 tasks each without keeping them, as
+// the API does (the history is stored with ImportJobs).
+func BenchmarkEachJob10000(b *testing.B) {
+	s := benchStore(b)
+	d := clusterDefinition("bench", 1, nil)
+	for name, dep := range map[string]string{"second": "only", "third": "second"} {
+		d.Tasks[name] = pipeline.TaskDefinition{Name: name, Script: []string{"true"}, DependsOn: []string{dep}}
+	}
+	now := time.Now().UTC()
+	jobs := make([]*pipeline.Job, 10000)
+	for i := range jobs {
+		j := benchJob(d, i, now)
+		j.Status, j.Start, j.End = pipeline.JobSucceeded, &now, &now
+		for k := range j.Tasks {
+			j.Tasks[k].Status, j.Tasks[k].Start, j.Tasks[k].End = pipeline.TaskDone, &now, &now
+		}
+		jobs[i] = j
+	}
+	if _, err := s.ImportJobs(b.Context(), jobs); err != nil {
+		b.Fatalf("ImportJobs() error: %v", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := s.EachJob(b.Context(), store.JobQuery{VariablesAsJSON: true}, func(j *pipeline.Job) error {
+			n += len(j.Tasks)
+			return nil
+		})
+		if err != nil || n != 30000 {
+			b.Fatalf("EachJob() = %d tasks, %v; want 30000", n, err)
+		}
+	}
+}

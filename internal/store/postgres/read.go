@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
@@ -91,10 +93,12 @@ func (s *Store) job(r *jobRow, varsAsJSON bool) (*pipeline.Job, error) {
 }
 
 // taskRow holds the scan destinations of taskColumns; every column may be NULL in a left join.
+// Value types (not pointers) keep a list of thousands of tasks from allocating per column.
 type taskRow struct {
-	name, deps, status, err, attempts *string
-	start, end, exitCode, attempt     *int64
-	errored                           *bool
+	name, deps, status, err, attempts pgtype.Text
+	start, end                        pgtype.Int8
+	exitCode, attempt                 pgtype.Int4
+	errored                           pgtype.Bool
 }
 
 func (r *taskRow) dests() []any {
@@ -102,36 +106,54 @@ func (r *taskRow) dests() []any {
 }
 
 // task builds the task of the scanned row.
-func (r *taskRow) task() (pipeline.Task, error) {
-	name := deref(r.name)
-	deps, err := decodeDependsOn(r.deps)
+func (r *taskRow) task(a *timeArena) (pipeline.Task, error) {
+	deps, err := decodeDependsOn(textPtr(r.deps))
 	if err != nil {
-		return pipeline.Task{}, fmt.Errorf("task %q: %w", name, err)
+		return pipeline.Task{}, fmt.Errorf("task %q: %w", r.name.String, err)
 	}
-	attempts, err := decodeAttempts(r.attempts)
+	attempts, err := decodeAttempts(textPtr(r.attempts))
 	if err != nil {
-		return pipeline.Task{}, fmt.Errorf("task %q: %w", name, err)
+		return pipeline.Task{}, fmt.Errorf("task %q: %w", r.name.String, err)
 	}
 	return pipeline.Task{
-		Name:      name,
+		Name:      r.name.String,
 		DependsOn: deps,
-		Status:    pipeline.TaskStatus(deref(r.status)),
-		Start:     timePtr(r.start),
-		End:       timePtr(r.end),
-		ExitCode:  int(deref(r.exitCode)),
-		Errored:   deref(r.errored),
-		Error:     deref(r.err),
-		Attempt:   int(deref(r.attempt)),
+		Status:    pipeline.TaskStatus(r.status.String),
+		Start:     a.time(r.start),
+		End:       a.time(r.end),
+		ExitCode:  int(r.exitCode.Int32),
+		Errored:   r.errored.Bool,
+		Error:     r.err.String,
+		Attempt:   int(r.attempt.Int32),
 		Attempts:  attempts,
 	}, nil
 }
 
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
+// textPtr returns the string of a text column, nil for NULL.
+func textPtr(t pgtype.Text) *string {
+	if !t.Valid {
+		return nil
 	}
-	return *p
+	return &t.String
+}
+
+// timeArena hands out the *time.Time of tasks from blocks: a list of thousands of tasks then
+// allocates a few blocks instead of one value per time. A block stays alive while a job that
+// points into it does.
+type timeArena struct {
+	block []time.Time
+}
+
+// time returns the UTC time of a nanoseconds column, nil for NULL.
+func (a *timeArena) time(n pgtype.Int8) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	if len(a.block) == cap(a.block) {
+		a.block = make([]time.Time, 0, 256)
+	}
+	a.block = append(a.block, time.Unix(0, n.Int64).UTC())
+	return &a.block[len(a.block)-1]
 }
 
 // Job implements store.Store with one statement (see jobWithTasksQuery).
@@ -154,6 +176,7 @@ func (s *Store) jobWithTasks(ctx context.Context, q querier, jobID string) (*pip
 	var (
 		jr  jobRow
 		tr  taskRow
+		a   timeArena
 		job *pipeline.Job
 	)
 	dest := append(jr.dests(), tr.dests()...)
@@ -166,10 +189,10 @@ func (s *Store) jobWithTasks(ctx context.Context, q querier, jobID string) (*pip
 				return nil, err
 			}
 		}
-		if tr.name == nil {
+		if !tr.name.Valid {
 			continue // a job without tasks
 		}
-		t, err := tr.task()
+		t, err := tr.task(&a)
 		if err != nil {
 			return nil, err
 		}
@@ -445,13 +468,14 @@ func attachTasks(rows pgx.Rows, jobs []*pipeline.Job, seqs []int64) error {
 	var (
 		seq int64
 		r   taskRow
+		a   timeArena
 	)
 	dest := append([]any{&seq}, r.dests()...)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("load tasks: %w", err)
 		}
-		t, err := r.task()
+		t, err := r.task(&a)
 		if err != nil {
 			return fmt.Errorf("load tasks: %w", err)
 		}
