@@ -360,3 +360,40 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatal("Open() of an unreachable server succeeded")
 	}
 }
+
+// TestConnectionsKilled: when every connection of the store dies (a PostgreSQL restart, an
+// administrator killing backends), the next writes succeed on new connections: a write
+// transaction that lost its connection before its commit is run again.
+func TestConnectionsKilled(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	s := openTest(t, url)
+	d := clusterDefinition("p", 1, nil)
+	admit := func(id string) store.AdmitResult {
+		t.Helper()
+		res, err := s.Admit(t.Context(), store.AdmitParams{Job: clusterJob(d, id), Definition: d, Now: clusterBase})
+		if err != nil {
+			t.Fatalf("Admit(%s) error: %v", id, err)
+		}
+		return res
+	}
+	admit("j1")
+	var db string
+	if err := s.pool.QueryRow(t.Context(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	killed := pgtest.TerminateConnections(t, db)
+	if killed == 0 {
+		t.Fatal("no connection of the store was terminated")
+	}
+	if res := admit("j2"); res.Started {
+		t.Errorf("Admit(j2) Started, want queued behind j1")
+	}
+	res, err := s.FinishAndClaim(t.Context(),
+		store.FinishParams{JobID: "j1", Status: pipeline.JobSucceeded, End: clusterBase},
+		store.ClaimParams{Pipeline: "p", Concurrency: 1, Now: clusterBase})
+	if err != nil || len(res.Started) != 1 || res.Started[0].ID != "j2" {
+		t.Errorf("FinishAndClaim() = %v, %v; want j2 started", jobIDs(res.Started), err)
+	}
+	wantRunningCount(t, s, "p", 1)
+}

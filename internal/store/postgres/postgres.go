@@ -48,6 +48,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -240,15 +241,43 @@ func applyMigration(ctx context.Context, conn *pgxpool.Conn, m migration) error 
 const maxAttempts = 5
 
 // writeTx runs fn in a read-committed transaction and commits when fn returns nil. A
-// transaction that fails for a retryable reason runs again from the start (fn must not keep
-// state from an earlier attempt that it does not reset).
+// transaction that failed for a reason a second attempt resolves (see tryTx) runs again from the
+// start: fn must reset what it keeps from an earlier attempt.
 func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
-		if err == nil || attempt == maxAttempts || !retryable(err) || ctx.Err() != nil {
+		again, err := s.tryTx(ctx, fn)
+		if err == nil || !again || attempt == maxAttempts || ctx.Err() != nil {
+			return err
+		}
+		// A lost connection is replaced by the pool; a conflict clears when the other
+		// transaction ends. Either way a short pause helps more than a busy loop.
+		select {
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		case <-ctx.Done():
 			return err
 		}
 	}
+}
+
+// tryTx runs fn in a transaction once and reports whether a failure may be retried: when the
+// transaction could not begin (nothing ran), when its connection was lost before the commit was
+// sent (nothing was committed: a PostgreSQL restart or a killed backend costs the caller
+// nothing), or when it failed with a retryable error. A connection lost during the commit is not
+// retried: the transaction may have committed, and only the caller can tell.
+func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) (again bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return true, err
+	}
+	if err := fn(tx); err != nil {
+		lost := tx.Conn().IsClosed()
+		_ = tx.Rollback(ctx)
+		return lost || retryable(err), err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return retryable(err), err
+	}
+	return false, nil
 }
 
 // readTx runs fn in a read-only repeatable-read transaction: its queries see one snapshot.

@@ -125,3 +125,23 @@ func redact(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// TerminateConnections ends every connection to the database db (as a PostgreSQL restart
+// would) and returns how many it ended.
+func TerminateConnections(t testing.TB, db string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		t.Fatalf("connect to %s: %v", redact(AdminURL()), err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND pid <> pg_backend_pid()`, db).Scan(&n)
+	if err != nil {
+		t.Fatalf("terminate the connections to %s: %v", db, err)
+	}
+	return n
+}
