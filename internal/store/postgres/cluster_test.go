@@ -396,4 +396,11 @@ func TestConnectionsKilled(t *testing.T) {
 		t.Errorf("FinishAndClaim() = %v, %v; want j2 started", jobIDs(res.Started), err)
 	}
 	wantRunningCount(t, s, "p", 1)
+
+	// A task update outside a transaction is run again too.
+	pgtest.TerminateConnections(t, db)
+	now := clusterBase
+	if err := s.UpdateTask(t.Context(), "j2", pipeline.Task{Name: "only", Status: pipeline.TaskRunning, Start: &now}); err != nil {
+		t.Errorf("UpdateTask() after the connections died: %v", err)
+	}
 }

@@ -280,6 +280,23 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) (again bool
 	return false, nil
 }
 
+// exec runs one idempotent statement outside a transaction (autocommit). When its connection
+// was lost it runs once more on another: running it twice has the effect of running it once.
+func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	for attempt := 1; ; attempt++ {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		tag, err := conn.Exec(ctx, sql, args...)
+		lost := err != nil && conn.Conn().IsClosed()
+		conn.Release()
+		if !lost || attempt == 2 || ctx.Err() != nil {
+			return tag, err
+		}
+	}
+}
+
 // readTx runs fn in a read-only repeatable-read transaction: its queries see one snapshot.
 func (s *Store) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)

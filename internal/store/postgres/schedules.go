@@ -188,7 +188,7 @@ func (s *Store) UpdateSchedule(ctx context.Context, spec pipeline.ScheduleSpec) 
 	if err != nil {
 		return fmt.Errorf("update schedule %s: encode: %w", id, err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE schedules SET spec = $1 WHERE id = $2`, string(text), id)
+	tag, err := s.exec(ctx, `UPDATE schedules SET spec = $1 WHERE id = $2`, string(text), id)
 	if err := changedOne(tag, err, pipeline.ErrScheduleNotFound); err != nil {
 		return fmt.Errorf("update schedule %s: %w", id, err)
 	}
@@ -239,7 +239,7 @@ func (s *Store) EnsureScheduleStates(ctx context.Context, ids []string, now time
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO schedule_states (id, cursor)
+	_, err := s.exec(ctx, `INSERT INTO schedule_states (id, cursor)
 		SELECT DISTINCT unnest($1::text[]), $2::bigint ON CONFLICT (id) DO NOTHING`, ids, nanos(now))
 	if err != nil {
 		return fmt.Errorf("ensure schedule states: %w", err)
@@ -275,7 +275,7 @@ func (s *Store) SetSchedulePaused(ctx context.Context, id string, paused bool, n
 	if !paused {
 		note, pausedAt = "", nil
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO schedule_states AS st (id, paused, pause_note, paused_at, cursor)
+	_, err := s.exec(ctx, `INSERT INTO schedule_states AS st (id, paused, pause_note, paused_at, cursor)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET paused = EXCLUDED.paused, pause_note = EXCLUDED.pause_note,
 			paused_at = CASE WHEN EXCLUDED.paused AND st.paused THEN st.paused_at ELSE EXCLUDED.paused_at END`,
@@ -288,7 +288,7 @@ func (s *Store) SetSchedulePaused(ctx context.Context, id string, paused bool, n
 
 // AdvanceScheduleCursor implements store.Store. A schedule without a state gets one at t.
 func (s *Store) AdvanceScheduleCursor(ctx context.Context, id string, t time.Time) error {
-	if _, err := s.pool.Exec(ctx, advanceCursorSQL, id, nanos(t)); err != nil {
+	if _, err := s.exec(ctx, advanceCursorSQL, id, nanos(t)); err != nil {
 		return fmt.Errorf("advance cursor of schedule %s: %w", id, err)
 	}
 	return nil

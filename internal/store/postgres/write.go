@@ -382,7 +382,7 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 	args := []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End), t.ExitCode,
 		t.Errored, t.Error, t.Attempt, e.attempts}
 	if !t.Errored {
-		tag, err := s.pool.Exec(ctx, updateTaskSQL, args...)
+		tag, err := s.exec(ctx, updateTaskSQL, args...)
 		if err != nil {
 			return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
 		}
