@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,6 +13,9 @@ import (
 // importLockKey is the key of the transaction advisory lock that serialises imports: each takes
 // the seqs below the smallest one in use, which two at once would both take.
 const importLockKey int64 = 0x7072756e6e6572 + 1
+
+// importBatch is how many jobs an import inserts per round trip.
+const importBatch = 500
 
 // importedJob is one job of ImportJobs with its column values encoded before the transaction.
 type importedJob struct {
@@ -108,14 +112,18 @@ func importJobs(ctx context.Context, tx pgx.Tx, encoded []importedJob) (int, err
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(min(seq), 1) FROM jobs`).Scan(&lowest); err != nil {
 		return 0, fmt.Errorf("read lowest seq: %w", err)
 	}
-	b := &pgx.Batch{}
+	// The inserts go in batches of importBatch jobs: one round trip each, and a bounded
+	// amount of queued statements however long the history is.
 	seq := lowest - int64(len(fresh))
-	for _, e := range fresh {
-		queueImported(b, seq, e)
-		seq++
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return 0, err
+	for chunk := range slices.Chunk(fresh, importBatch) {
+		b := &pgx.Batch{}
+		for _, e := range chunk {
+			queueImported(b, seq, e)
+			seq++
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return 0, err
+		}
 	}
 	return len(fresh), nil
 }
