@@ -18,9 +18,12 @@
 //     one job.
 //   - Idempotency keys are a unique column; two nodes admitting the same key at once conflict
 //     on it, and the loser's transaction is retried, which then finds the winner's job.
-//   - Lock order: a pipeline's row, then job rows, then task rows. Every transaction that takes
-//     more than one of them takes them in this order (RecoverRunning takes every pipeline's
-//     row, in name order), so that they cannot deadlock one another.
+//   - Lock order: a schedule's state row (a firing), a pipeline's row, job rows, task rows.
+//     Every transaction that takes more than one of them takes them in this order
+//     (RecoverRunning takes every pipeline's row, in name order), so that they cannot deadlock
+//     one another. FinishAndClaim of a job of one pipeline with the claim of another takes two
+//     pipeline rows in the caller's order; the runner claims the job's own pipeline, and a
+//     deadlock would only cost a retry.
 //   - Transactions that fail with a serialization failure, a deadlock or such a unique conflict
 //     are retried a few times (see retryable).
 //   - Migrations are embedded and applied at Open under a session advisory lock, so several
@@ -64,9 +67,13 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Options tune Open. The zero value is the default configuration.
+// Options tune Open. The zero value is the default configuration. The URL carries the rest:
+// pgx's connection parameters (sslmode, connect_timeout, …), pgxpool's (pool_max_conns, …), and
+// any other parameter as a run-time setting of the sessions (search_path=<schema> keeps the
+// tables in a schema of their own).
 type Options struct {
-	// MaxConns is the size of the connection pool (default: pgxpool's, at least 4).
+	// MaxConns is the size of the connection pool (default: pool_max_conns of the URL, else
+	// pgxpool's default, at least 4).
 	MaxConns int32
 }
 
