@@ -404,3 +404,28 @@ func TestConnectionsKilled(t *testing.T) {
 		t.Errorf("UpdateTask() after the connections died: %v", err)
 	}
 }
+
+// TestSchemaInURL: two stores in two schemas of one database (search_path in the URL) keep
+// their jobs apart.
+func TestSchemaInURL(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	first := openTest(t, url)
+	d := clusterDefinition("p", 1, nil)
+	for _, schema := range []string{"one", "two"} {
+		if _, err := first.pool.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+			t.Fatal(err)
+		}
+		s := openTest(t, url+"?search_path="+schema)
+		if _, err := s.Admit(t.Context(), store.AdmitParams{Job: clusterJob(d, "in-"+schema), Definition: d, Now: clusterBase}); err != nil {
+			t.Fatalf("Admit() in schema %s error: %v", schema, err)
+		}
+		jobs, err := s.Jobs(t.Context(), store.JobQuery{})
+		if err != nil || len(jobs) != 1 || jobs[0].ID != "in-"+schema {
+			t.Errorf("Jobs() in schema %s = %v, %v; want only in-%s", schema, jobIDs(jobs), err, schema)
+		}
+	}
+	if jobs, err := first.Jobs(t.Context(), store.JobQuery{}); err != nil || len(jobs) != 0 {
+		t.Errorf("Jobs() in the public schema = %v, %v; want none", jobIDs(jobs), err)
+	}
+}
