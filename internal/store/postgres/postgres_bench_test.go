@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +121,53 @@ func BenchmarkEachJob10000(b *testing.B) {
 		if err != nil || n != 30000 {
 			b.Fatalf("EachJob() = %d tasks, %v; want 30000", n, err)
 		}
+	}
+}
+
+// BenchmarkOneTaskJobParallel runs the life of BenchmarkOneTaskJob from 8 goroutines at once, all
+// on one pipeline of concurrency 8: every admission and end takes the same pipeline row lock,
+// which is what bounds a pipeline's throughput across nodes. It reports jobs per second.
+func BenchmarkOneTaskJobParallel(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	d := clusterDefinition("bench", 8, nil)
+	now := time.Now().UTC()
+	var next atomic.Int64
+	b.SetParallelism(4) // 4 × GOMAXPROCS (2 here) = 8 goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			j := benchJob(d, int(next.Add(1)), now)
+			res, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: now})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if !res.Started {
+				continue // queued: a finishing job claims it
+			}
+			// Run the job, and every job that its end starts, to its end.
+			for mine := []string{j.ID}; len(mine) > 0; {
+				id := mine[len(mine)-1]
+				mine = mine[:len(mine)-1]
+				task := pipeline.Task{Name: "only", Status: pipeline.TaskDone, Start: &now, End: &now}
+				if err := s.UpdateTask(ctx, id, task); err != nil {
+					b.Error(err)
+					return
+				}
+				cr, err := s.FinishAndClaim(ctx,
+					store.FinishParams{JobID: id, Status: pipeline.JobSucceeded, End: now},
+					store.ClaimParams{Pipeline: d.Name, Concurrency: d.Concurrency, Now: now})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, jobIDs(cr.Started)...)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	var left int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE status <> 'succeeded'`).Scan(&left); err != nil || left != 0 {
+		b.Errorf("%d jobs did not end (%v)", left, err)
 	}
 }
