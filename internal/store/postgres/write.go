@@ -37,8 +37,8 @@ const (
 	running = string(pipeline.JobRunning)
 )
 
-// The statements of the write paths. pgx prepares each once per connection (its statement
-// cache), so they are spelled as constants.
+// The statements of the write paths: fixed texts, so that pgx prepares each once per
+// connection (its statement cache) and later runs reuse the plan.
 var (
 	// lockPipelineSQL locks the row of a pipeline: the admission lock (see the package doc).
 	lockPipelineSQL   = `SELECT running FROM pipelines WHERE name = $1 FOR UPDATE`
@@ -62,7 +62,6 @@ var (
 	skipTasksSQL = `UPDATE tasks SET status = '` + string(pipeline.TaskSkipped) + `'
 		WHERE job_seq = ANY($1::bigint[]) AND status IN ` + openTaskStatuses
 	idempotencyLookupSQL = `SELECT id, pipeline FROM jobs WHERE idempotency_key = $1`
-
 	cancelJobSQL = `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = $1 WHERE seq = $2`
 
 	// updateTaskSQL rewrites a task the job has.
