@@ -62,7 +62,7 @@ var (
 	skipTasksSQL = `UPDATE tasks SET status = '` + string(pipeline.TaskSkipped) + `'
 		WHERE job_seq = ANY($1::bigint[]) AND status IN ` + openTaskStatuses
 	idempotencyLookupSQL = `SELECT id, pipeline FROM jobs WHERE idempotency_key = $1`
-	cancelJobSQL = `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = $1 WHERE seq = $2`
+	cancelJobSQL         = `UPDATE jobs SET status = '` + string(pipeline.JobCanceled) + `', ended_at = $1 WHERE seq = $2`
 
 	// updateTaskSQL rewrites a task the job has.
 	updateTaskSQL = `UPDATE tasks SET depends_on = $3, status = $4, started_at = $5, ended_at = $6,
