@@ -1,0 +1,360 @@
+// Package postgres is the PostgreSQL backend of prunner: a store.Store on one PostgreSQL
+// database, through github.com/jackc/pgx/v5 (pgxpool). Several prunner nodes can share the
+// database: every rule of the store contract is enforced by the database, not by memory of one
+// process.
+//
+// Concurrency design (what the cluster of issue 12 builds on):
+//
+//   - Admission lock: the pipelines table has one row per pipeline with its running count.
+//     Every transaction that changes a job's status (Admit, Claim, FinishJob, CancelQueued,
+//     RecoverRunning) locks the row of the job's pipeline first (SELECT … FOR UPDATE), so the
+//     admissions, claims and ends of one pipeline are serialised across all nodes, and the
+//     running count read under the lock is exact: admission costs O(1) reads besides the wait
+//     list questions, which partial indexes of the queued jobs answer.
+//   - Claiming reads the ready jobs with FOR UPDATE SKIP LOCKED (under the pipeline lock nothing
+//     else holds them today; a later per-partition lock can rely on it).
+//   - A schedule's fire time is the primary key of schedule_firings: a firing inserts its record
+//     first (ON CONFLICT DO NOTHING), so concurrent firings of one time on several nodes store
+//     one job.
+//   - Idempotency keys are a unique column; two nodes admitting the same key at once conflict
+//     on it, and the loser's transaction is retried, which then finds the winner's job.
+//   - Lock order: a schedule's state row (a firing), a pipeline's row, job rows, task rows.
+//     Every transaction that takes more than one of them takes them in this order
+//     (RecoverRunning takes every pipeline's row, in name order), so that they cannot deadlock
+//     one another. FinishAndClaim of a job of one pipeline with the claim of another takes two
+//     pipeline rows in the caller's order; the runner claims the job's own pipeline, and a
+//     deadlock would only cost a retry.
+//   - Transactions that fail with a serialization failure, a deadlock or such a unique conflict
+//     are retried a few times (see retryable).
+//   - Migrations are embedded and applied at Open under a session advisory lock, so several
+//     nodes starting at once apply them once.
+//
+// Times are stored as bigint unix nanoseconds and JSON values as text (see the migration), so
+// that what is read back equals what was stored, numbers included (json.Number).
+//
+// RecoverRunning keeps the single-node semantics of the contract (it ends every running job of
+// the database). In a cluster that is wrong: issue 12 replaces it with per-node leases, and a
+// node must not call it at start-up while other nodes run jobs.
+//
+// Tests: the package's tests need a PostgreSQL server (see package pgtest for the URL and the
+// environment variables: PRUNNER_TEST_DATABASE_URL, PRUNNER_TEST_POSTGRES=off to skip, CI=true
+// to fail instead of skipping when none is reachable).
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// migrationFiles holds the schema migrations, applied in file-name order at Open. Each file is
+// one schema version (0001_… is version 1); the table prunner_schema records the applied one.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune Open. The zero value is the default configuration. The URL carries the rest:
+// pgx's connection parameters (sslmode, connect_timeout, …), pgxpool's (pool_max_conns, …), and
+// any other parameter as a run-time setting of the sessions (search_path=<schema> keeps the
+// tables in a schema of their own).
+type Options struct {
+	// MaxConns is the size of the connection pool (default: pool_max_conns of the URL, else
+	// pgxpool's default, at least 4).
+	MaxConns int32
+}
+
+// Store is the PostgreSQL implementation of store.Store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	// defs caches decoded definition snapshots (see definitionCache).
+	defs definitionCache
+
+	closeOnce sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a DSN), applies the pending
+// migrations and returns the store, with the default Options.
+func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with explicit Options.
+func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
+	s, err := open(ctx, url, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	} else if cfg.MaxConns < 4 {
+		cfg.MaxConns = 4
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the pool's connections, waiting for the ones in use. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+// migrationLockKey is the key of the session advisory lock held while migrating: prunner's
+// nodes on one database take turns, so each migration is applied once.
+const migrationLockKey int64 = 0x7072756e6e6572 // "prunner"
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order. File names must start with the
+// version number followed by an underscore; versions must be 1, 2, 3, … without gaps.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			return nil, fmt.Errorf("migration %s: name must be <version>_<name>.sql", e.Name())
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d", m.name, m.version, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the migrations newer than the database's schema version, on one connection
+// that holds the migration advisory lock meanwhile. Each migration is one transaction together
+// with the new version, so a crash never leaves a half-applied migration. A database written by
+// a newer binary is refused rather than misread.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("migrate: take the migration lock: %w", err)
+	}
+	defer func() {
+		// A lost unlock ends with the connection at the latest; a broken connection is not
+		// given back to the pool.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS prunner_schema (version integer NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	current, err := schemaVersion(ctx, conn, len(ms))
+	if err != nil {
+		return err
+	}
+	for _, m := range ms[current:] {
+		if err := applyMigration(ctx, conn, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// schemaVersion returns the number of migrations applied, refusing a version newer than latest.
+func schemaVersion(ctx context.Context, conn *pgxpool.Conn, latest int) (int, error) {
+	var current int
+	err := conn.QueryRow(ctx, `SELECT version FROM prunner_schema`).Scan(&current)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("migrate: read the schema version: %w", err)
+	}
+	if current > latest {
+		return 0, fmt.Errorf("migrate: database schema version %d is newer than this binary supports (%d)", current, latest)
+	}
+	return current, nil
+}
+
+// applyMigration runs one migration and records its version in one transaction.
+func applyMigration(ctx context.Context, conn *pgxpool.Conn, m migration) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM prunner_schema`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO prunner_schema (version) VALUES ($1)`, m.version)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: %s: %w", m.name, err)
+	}
+	return nil
+}
+
+// maxAttempts is how often a write transaction is tried when it fails for a reason that a
+// second attempt resolves (see retryable).
+const maxAttempts = 5
+
+// writeTx runs fn in a read-committed transaction and commits when fn returns nil. A
+// transaction that failed for a reason a second attempt resolves (see tryTx) runs again from the
+// start: fn must reset what it keeps from an earlier attempt.
+func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		again, err := s.tryTx(ctx, fn)
+		if err == nil || !again || attempt == maxAttempts || ctx.Err() != nil {
+			return err
+		}
+		// A lost connection is replaced by the pool; a conflict clears when the other
+		// transaction ends. Either way a short pause helps more than a busy loop.
+		select {
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// tryTx runs fn in a transaction once and reports whether a failure may be retried: when the
+// transaction could not begin (nothing ran), when its connection was lost before the commit was
+// sent (nothing was committed: a PostgreSQL restart or a killed backend costs the caller
+// nothing), or when it failed with a retryable error. A connection lost during the commit is not
+// retried: the transaction may have committed, and only the caller can tell.
+func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) (again bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return true, err
+	}
+	if err := fn(tx); err != nil {
+		lost := tx.Conn().IsClosed()
+		_ = tx.Rollback(ctx)
+		return lost || retryable(err), err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return retryable(err), err
+	}
+	return false, nil
+}
+
+// exec runs one idempotent statement outside a transaction (autocommit). When its connection
+// was lost it runs once more on another: running it twice has the effect of running it once.
+func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	for attempt := 1; ; attempt++ {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		tag, err := conn.Exec(ctx, sql, args...)
+		lost := err != nil && conn.Conn().IsClosed()
+		conn.Release()
+		if !lost || attempt == 2 || ctx.Err() != nil {
+			return tag, err
+		}
+	}
+}
+
+// readTx runs fn in a read-only repeatable-read transaction: its queries see one snapshot.
+func (s *Store) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+// retryable reports whether a transaction that failed with err succeeds when it runs again:
+// serialization failures and deadlocks, and unique conflicts of the constraints two
+// transactions may race for (the idempotency key: the retry finds the other's job; a task
+// position: the retry appends after the other's task).
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return true
+	case "23505": // unique_violation
+		return pgErr.ConstraintName == "jobs_idempotency_key" || pgErr.ConstraintName == "tasks_pkey"
+	}
+	return false
+}
+
+// definitionCache maps the JSON text of a definition snapshot to its decoded value. Jobs of one
+// pipeline version share the same snapshot text, and decoding it is the most expensive part of
+// reading a job. The returned *pipeline.Definition values are shared between jobs: a Definition
+// is immutable once loaded (see pipeline.Definition).
+type definitionCache struct {
+	mu sync.Mutex
+	m  map[string]*pipeline.Definition
+}
+
+// maxCachedDefinitions bounds the cache; it is cleared when full.
+const maxCachedDefinitions = 256
+
+func (c *definitionCache) get(text string) (*pipeline.Definition, error) {
+	c.mu.Lock()
+	d, ok := c.m[text]
+	c.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d = new(pipeline.Definition)
+	if err := unmarshalJSON(text, d); err != nil {
+		return nil, fmt.Errorf("decode definition: %w", err)
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedDefinitions {
+		c.m = make(map[string]*pipeline.Definition)
+	}
+	c.m[text] = d
+	c.mu.Unlock()
+	return d, nil
+}
