@@ -23,6 +23,7 @@ type config struct {
 	pollInterval    time.Duration
 	drainTimeout    time.Duration
 	syncFull        bool
+	databaseURL     string
 	verbose         bool
 	disableANSI     bool
 	enableProfiling bool
@@ -88,6 +89,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	str(&c.path, "path", "PRUNNER_PATH", ".", "directory to search for pipeline files")
 	str(&c.pattern, "pattern", "PRUNNER_PATTERN", "**/pipelines.{yml,yaml}", "pattern of pipeline files below --path")
 	str(&c.data, "data", "PRUNNER_DATA", ".prunner", "data directory (job store, task output)")
+	str(&c.databaseURL, "database-url", "PRUNNER_DATABASE_URL", "", "PostgreSQL URL (postgres://user:pass@host/db) of the job store, instead of SQLite in --data (task output stays in --data); one node per database for now")
 	str(&c.address, "address", "PRUNNER_ADDRESS", "localhost:9009", "address to listen on")
 	str(&c.configFile, "config", "PRUNNER_CONFIG", ".prunner.yml", "config file with jwt_secret (created when missing)")
 	str(&c.jwtSecret, "jwt-secret", "PRUNNER_JWT_SECRET", "", "secret for HS256 tokens (at least 16 characters); overrides the config file")

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prunner-dev/prunner/internal/store"
+	"github.com/prunner-dev/prunner/internal/store/postgres"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -56,7 +60,7 @@ type server struct {
 	log *slog.Logger
 
 	unlock func()
-	st     *sqlite.Store
+	st     store.Store
 	runner *runner.Runner
 	// sched fires the schedules; it starts after the runner, in the background (startSchedules).
 	sched *scheduler.Scheduler
@@ -214,9 +218,9 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		return err
 	}
 	s.unlock = unlock
-	st, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.data, "prunner.db"), sqlite.Options{SynchronousFull: s.cfg.syncFull})
+	st, err := openStore(ctx, s.cfg)
 	if err != nil {
-		return fmt.Errorf("open store in %s: %w", s.cfg.data, err)
+		return err
 	}
 	s.st = st
 	workDir, _ := os.Getwd()
@@ -234,6 +238,39 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 	s.sched = scheduler.New(scheduler.Config{Store: st, Firer: s.runner, Logger: s.log})
 	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner, s.sched)
 	return nil
+}
+
+// openStore opens the job store: PostgreSQL when --database-url is set, else the embedded SQLite
+// store in the data directory. Until several nodes are supported, a server holds its PostgreSQL
+// database exclusively.
+func openStore(ctx context.Context, cfg *config) (store.Store, error) {
+	if cfg.databaseURL != "" {
+		st, err := postgres.OpenWith(ctx, cfg.databaseURL, postgres.Options{Exclusive: true})
+		if err != nil {
+			return nil, fmt.Errorf("--database-url %s: %w", redactURL(cfg.databaseURL), err)
+		}
+		return st, nil
+	}
+	st, err := sqlite.OpenWith(ctx, filepath.Join(cfg.data, "prunner.db"), sqlite.Options{SynchronousFull: cfg.syncFull})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.data, err)
+	}
+	return st, nil
+}
+
+// redactURL is a database URL for messages: without its password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if err != nil {
+			return "(unparsable URL)"
+		}
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }
 
 // abort undoes a start-up that failed before the runner started: the listener (and with it an

@@ -75,6 +75,10 @@ type Options struct {
 	// MaxConns is the size of the connection pool (default: pool_max_conns of the URL, else
 	// pgxpool's default, at least 4).
 	MaxConns int32
+	// Exclusive makes the store the database's only user for its lifetime: Open fails with
+	// ErrDatabaseInUse while another exclusive store (another prunner node) has it open. A
+	// server opens its store exclusively until several nodes are supported.
+	Exclusive bool
 }
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for concurrent use.
@@ -82,6 +86,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	// defs caches decoded definition snapshots (see definitionCache).
 	defs definitionCache
+	// node holds the database for this store when it was opened Exclusive (nil otherwise).
+	node *exclusive
 
 	closeOnce sync.Once
 }
@@ -113,21 +119,32 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	} else if cfg.MaxConns < 4 {
 		cfg.MaxConns = 4
 	}
+	var node *exclusive
+	if opts.Exclusive {
+		if node, err = lockExclusive(ctx, cfg.ConnConfig.Copy()); err != nil {
+			return nil, err
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		node.release()
 		return nil, err
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, node: node}
 	if err := s.migrate(ctx); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close closes the pool's connections, waiting for the ones in use. It is idempotent.
+// Close closes the pool's connections, waiting for the ones in use, and then releases the
+// database when the store held it exclusively. It is idempotent.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		s.pool.Close()
+		s.node.release()
+	})
 	return nil
 }
 
