@@ -47,6 +47,7 @@ type config struct {
 	strict     bool
 	groups     []string
 	serverArgs []string
+	postgres   string
 	timeout    time.Duration
 
 	latencyN      int
@@ -83,6 +84,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.strict, "strict", false, "exit 2 when a target is missed")
 	only := fs.String("only", "", "comma-separated groups to run: "+strings.Join(allGroups, ","))
 	serverArgs := fs.String("server-args", "", "extra flags for the server, space-separated")
+	fs.StringVar(&c.postgres, "postgres", "", "run every server on PostgreSQL: the URL of a server where the bench may create a database per server (dropped at the end), like postgres://postgres@127.0.0.1:5432/test")
 	fs.DurationVar(&c.timeout, "timeout", 0, "bound of the whole run (default 20m, 3m with --quick)")
 	fs.IntVar(&c.latencyN, "latency-n", 0, "1-task jobs measured (default 200, 30 with --quick)")
 	fs.DurationVar(&c.poll, "poll", time.Millisecond, "poll interval of /job/detail for the latency and throughput scenarios")
@@ -172,6 +174,7 @@ type bench struct {
 	label   string
 	results []*result
 	nserver int
+	pg      *pgDatabases
 }
 
 func main() {
@@ -212,6 +215,10 @@ func run() int {
 	defer killAllServers()
 
 	b := &bench{cfg: cfg}
+	if cfg.postgres != "" {
+		b.pg = &pgDatabases{admin: cfg.postgres}
+		defer b.pg.dropAll()
+	}
 	b.workDir, err = os.MkdirTemp("", "prunner-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -362,7 +369,15 @@ func binaryVersion(bin string) string {
 // newServer prepares a server with a fresh run directory.
 func (b *bench) newServer(name string) (*server, error) {
 	b.nserver++
-	return newServer(fmt.Sprintf("%02d-%s", b.nserver, name), b.cfg.bin, b.workDir, b.pipeDir, b.secret, b.cfg.serverArgs)
+	args := b.cfg.serverArgs
+	if b.pg != nil {
+		dbURL, err := b.pg.create(context.Background(), b.nserver)
+		if err != nil {
+			return nil, err
+		}
+		args = append(append([]string(nil), args...), "--database-url", dbURL)
+	}
+	return newServer(fmt.Sprintf("%02d-%s", b.nserver, name), b.cfg.bin, b.workDir, b.pipeDir, b.secret, args)
 }
 
 // startServer starts a server and waits for its first 200 on /pipelines/jobs.
