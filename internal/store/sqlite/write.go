@@ -30,7 +30,9 @@ func (s *Store) Admit(ctx context.Context, p store.AdmitParams) (store.AdmitResu
 		// record, and Admit still returns the error.
 		rejected error
 	)
-	err = s.groupTx(ctx, func(ctx context.Context) error {
+	// An admission goes ahead of the job ends and task updates waiting for the writer: a
+	// firing's lateness and a request's latency are its wait (see groupcommit.go).
+	err = s.groupTxFirst(ctx, func(ctx context.Context) error {
 		if p.Firing != nil {
 			return s.admitFiring(ctx, p, enc, &res, &rejected)
 		}
