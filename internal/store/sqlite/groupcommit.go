@@ -18,9 +18,11 @@ import (
 // Admissions go first. A burst of thousands of firings also ends thousands of jobs, and in
 // arrival order every admission would wait behind the job ends and task updates queued before
 // it: the firing's lateness would grow with the work of the jobs already started. A batch takes
-// the waiting admissions before the other writes, but keeps at least minOthers places for the
-// others when they wait, so that they progress by minOthers writes per batch however many
-// admissions arrive: nothing starves. Reordering writes that wait together is safe: their
+// the waiting admissions before the other writes and then minOthers of the others, so that it
+// stays short while admissions wait (each admission's wait is a batch or two); without waiting
+// admissions it takes maxBatch of the others. Either way the others progress by at least
+// minOthers writes per batch however many admissions arrive: nothing starves. Reordering writes
+// that wait together is safe: their
 // callers all still wait, so none of them can have seen the effect of another, and the other
 // writes keep their order among themselves.
 
@@ -80,11 +82,14 @@ func (q *txQueue) remove(op *txOp) bool {
 }
 
 // take takes the next batch out of the queue: the admissions first, as many as fit beside
-// minOthers of the other writes (fewer when fewer wait), then the other writes up to maxBatch.
-// The caller holds q.mu.
+// minOthers of the other writes (fewer when fewer wait), then minOthers of the other writes, or
+// maxBatch of them when no admission waits. The caller holds q.mu.
 func (q *txQueue) take() []*txOp {
 	nFirst := min(len(q.first), maxBatch-min(len(q.ops), minOthers))
-	nOthers := min(len(q.ops), maxBatch-nFirst)
+	nOthers := min(len(q.ops), maxBatch)
+	if nFirst > 0 {
+		nOthers = min(len(q.ops), minOthers)
+	}
 	batch := make([]*txOp, 0, nFirst+nOthers)
 	batch = append(batch, q.first[:nFirst]...)
 	batch = append(batch, q.ops[:nOthers]...)

@@ -173,8 +173,9 @@ func TestGroupCommitAdmissionsFirst(t *testing.T) {
 }
 
 // TestGroupCommitBatchKeepsPlacesForOthers: however many admissions wait, a batch takes
-// minOthers of the other writes, so that job ends and task updates are never starved; when few
-// admissions wait, the others fill the batch.
+// minOthers of the other writes, so that job ends and task updates are never starved, and no
+// more, so that the admissions' batch stays short; when no admission waits, the others fill
+// the batch.
 func TestGroupCommitBatchKeepsPlacesForOthers(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -183,7 +184,7 @@ func TestGroupCommitBatchKeepsPlacesForOthers(t *testing.T) {
 	}{
 		{first: 500, others: 500, wantFirst: maxBatch - minOthers, wantOthers: minOthers},
 		{first: 500, others: 3, wantFirst: maxBatch - 3, wantOthers: 3},
-		{first: 10, others: 500, wantFirst: 10, wantOthers: maxBatch - 10},
+		{first: 10, others: 500, wantFirst: 10, wantOthers: minOthers},
 		{first: 500, others: 0, wantFirst: maxBatch},
 		{others: 500, wantOthers: maxBatch},
 	} {
