@@ -46,8 +46,12 @@ type Config struct {
 	// Rand is the source of the jitter (nil: math/rand/v2's global one). It is used with the
 	// scheduler's lock held.
 	Rand *rand.Rand
-	// Workers is how many firings run at once (default 64): each waits for the store's group
-	// commit, so simultaneous firings share transactions.
+	// Workers is how many firings run at once (default 256): each waits for the store's group
+	// commit, so simultaneous firings share transactions. There must be more of them than one
+	// transaction takes: while the firings of one commit, the next ones wait for the writer and
+	// go ahead of the job ends there. With as many as a transaction takes (64 once), the writer
+	// found no firing waiting after each commit and ran a batch of job ends first, which
+	// doubled a burst's lateness.
 	Workers int
 }
 
@@ -113,7 +117,7 @@ func New(cfg Config) *Scheduler {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 64
+		cfg.Workers = 256
 	}
 	return &Scheduler{
 		cfg:      cfg,
