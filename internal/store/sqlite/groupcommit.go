@@ -52,7 +52,7 @@ type txQueue struct {
 const maxBatch = 128
 
 // minOthers is how many places of a batch the writes other than admissions keep when they wait.
-const minOthers = maxBatch / 4
+const minOthers = maxBatch / 8
 
 // len is the number of waiting writes. The caller holds q.mu.
 func (q *txQueue) len() int { return len(q.first) + len(q.ops) }
