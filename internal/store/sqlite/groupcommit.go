@@ -22,9 +22,8 @@ import (
 // stays short while admissions wait (each admission's wait is a batch or two); without waiting
 // admissions it takes maxBatch of the others. Either way the others progress by at least
 // minOthers writes per batch however many admissions arrive: nothing starves. Reordering writes
-// that wait together is safe: their
-// callers all still wait, so none of them can have seen the effect of another, and the other
-// writes keep their order among themselves.
+// that wait together is safe: their callers all still wait, so none of them can have seen the
+// effect of another, and the other writes keep their order among themselves.
 
 // txOp is one write waiting for the writer.
 type txOp struct {
