@@ -14,6 +14,16 @@ import (
 // committed once. Each write still sees the writes before it, fails alone (its savepoint is
 // rolled back), and returns only when its own work is committed; alone, a write runs as its own
 // transaction, as before.
+//
+// Admissions go first. A burst of thousands of firings also ends thousands of jobs, and in
+// arrival order every admission would wait behind the job ends and task updates queued before
+// it: the firing's lateness would grow with the work of the jobs already started. A batch takes
+// the waiting admissions before the other writes and then minOthers of the others, so that it
+// stays short while admissions wait (each admission's wait is a batch or two); without waiting
+// admissions it takes maxBatch of the others. Either way the others progress by at least
+// minOthers writes per batch however many admissions arrive: nothing starves. Reordering writes
+// that wait together is safe: their callers all still wait, so none of them can have seen the
+// effect of another, and the other writes keep their order among themselves.
 
 // txOp is one write waiting for the writer.
 type txOp struct {
@@ -23,11 +33,15 @@ type txOp struct {
 	// oneStatement: fn changes the database with at most one statement, which SQLite undoes by
 	// itself when it fails, so fn needs no savepoint (see groupTxOne).
 	oneStatement bool
+	// first: an admission, which a batch takes before the other writes (see above).
+	first bool
 }
 
-// txQueue holds the writes waiting for the writer.
+// txQueue holds the writes waiting for the writer: the admissions (first) and the others (ops),
+// each in arrival order.
 type txQueue struct {
 	mu      sync.Mutex
+	first   []*txOp
 	ops     []*txOp
 	running bool // a goroutine is running batches
 }
@@ -35,6 +49,53 @@ type txQueue struct {
 // maxBatch bounds the writes of one transaction, so that a burst does not hold every caller of
 // a huge batch until its end.
 const maxBatch = 128
+
+// minOthers is how many places of a batch the writes other than admissions keep when they wait.
+const minOthers = maxBatch / 8
+
+// len is the number of waiting writes. The caller holds q.mu.
+func (q *txQueue) len() int { return len(q.first) + len(q.ops) }
+
+// push queues op. The caller holds q.mu.
+func (q *txQueue) push(op *txOp) {
+	if op.first {
+		q.first = append(q.first, op)
+	} else {
+		q.ops = append(q.ops, op)
+	}
+}
+
+// remove takes op out of the queue and reports whether it was there. The caller holds q.mu.
+func (q *txQueue) remove(op *txOp) bool {
+	list := &q.ops
+	if op.first {
+		list = &q.first
+	}
+	for i, o := range *list {
+		if o == op {
+			*list = append((*list)[:i], (*list)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// take takes the next batch out of the queue: the admissions first, as many as fit beside
+// minOthers of the other writes (fewer when fewer wait), then minOthers of the other writes, or
+// maxBatch of them when no admission waits. The caller holds q.mu.
+func (q *txQueue) take() []*txOp {
+	nFirst := min(len(q.first), maxBatch-min(len(q.ops), minOthers))
+	nOthers := min(len(q.ops), maxBatch)
+	if nFirst > 0 {
+		nOthers = min(len(q.ops), minOthers)
+	}
+	batch := make([]*txOp, 0, nFirst+nOthers)
+	batch = append(batch, q.first[:nFirst]...)
+	batch = append(batch, q.ops[:nOthers]...)
+	q.first = append(q.first[:0], q.first[nFirst:]...)
+	q.ops = append(q.ops[:0], q.ops[nOthers:]...)
+	return batch
+}
 
 // groupTx runs fn in a write transaction, possibly shared with other writes (see above), and
 // returns once that transaction committed. fn's error rolls back fn's work only and is returned.
@@ -52,6 +113,12 @@ func (s *Store) groupTxOne(ctx context.Context, fn func(ctx context.Context) err
 	return s.queueTx(&txOp{ctx: ctx, fn: fn, done: make(chan error, 1), oneStatement: true})
 }
 
+// groupTxFirst is groupTx for an admission: its batch takes it before the other writes waiting
+// (see above).
+func (s *Store) groupTxFirst(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.queueTx(&txOp{ctx: ctx, fn: fn, done: make(chan error, 1), first: true})
+}
+
 // errNoChange wraps the error of a groupTxOne fn that changed nothing (its statement found no
 // row), which leaves the transaction intact.
 type errNoChange struct{ err error }
@@ -66,7 +133,7 @@ func (s *Store) queueTx(op *txOp) error {
 	}
 	q := &s.txq
 	q.mu.Lock()
-	q.ops = append(q.ops, op)
+	q.push(op)
 	lead := !q.running
 	q.running = true
 	q.mu.Unlock()
@@ -81,12 +148,9 @@ func (s *Store) queueTx(op *txOp) error {
 	case <-ctx.Done():
 	}
 	q.mu.Lock()
-	for i, o := range q.ops {
-		if o == op {
-			q.ops = append(q.ops[:i], q.ops[i+1:]...)
-			q.mu.Unlock()
-			return ctx.Err()
-		}
+	if q.remove(op) {
+		q.mu.Unlock()
+		return ctx.Err()
 	}
 	q.mu.Unlock()
 	// Already taken into a transaction: its outcome is the truth.
@@ -113,8 +177,8 @@ func (s *Store) runBatches(own *txOp) {
 			return
 		}
 		q.mu.Lock()
-		if len(q.ops) == 0 || (own != nil && len(own.done) > 0) {
-			if len(q.ops) == 0 {
+		if q.len() == 0 || (own != nil && len(own.done) > 0) {
+			if q.len() == 0 {
 				q.running = false
 			} else {
 				go s.runBatches(nil)
@@ -123,10 +187,7 @@ func (s *Store) runBatches(own *txOp) {
 			<-s.wlock
 			return
 		}
-		n := min(len(q.ops), maxBatch)
-		batch := make([]*txOp, n)
-		copy(batch, q.ops)
-		q.ops = append(q.ops[:0], q.ops[n:]...)
+		batch := q.take()
 		q.mu.Unlock()
 		s.runBatch(batch)
 		<-s.wlock

@@ -123,3 +123,100 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestGroupCommitAdmissionsFirst: admissions that wait for the writer run before the other
+// writes that waited longer; the others keep their order.
+func TestGroupCommitAdmissionsFirst(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, filepath.Join(t.TempDir(), "prunner.db"))
+	s.wlock <- struct{}{} // hold the writer so that the writes queue up
+	var (
+		mu     sync.Mutex
+		ran    []string
+		wg     sync.WaitGroup
+		queued int
+	)
+	queue := func(name string, first bool) {
+		write := s.groupTx
+		if first {
+			write = s.groupTxFirst
+		}
+		wg.Go(func() {
+			err := write(t.Context(), func(context.Context) error {
+				mu.Lock()
+				defer mu.Unlock()
+				ran = append(ran, name)
+				return nil
+			})
+			if err != nil {
+				t.Errorf("write %s: %v", name, err)
+			}
+		})
+		queued++
+		waitFor(t, func() bool { // one at a time: the arrival order is the order of the calls
+			s.txq.mu.Lock()
+			defer s.txq.mu.Unlock()
+			return s.txq.len() == queued
+		})
+	}
+	queue("end 1", false)
+	queue("end 2", false)
+	queue("admission 1", true)
+	queue("end 3", false)
+	queue("admission 2", true)
+	<-s.wlock
+	wg.Wait()
+	want := []string{"admission 1", "admission 2", "end 1", "end 2", "end 3"}
+	if fmt.Sprint(ran) != fmt.Sprint(want) {
+		t.Errorf("writes ran in the order %v, want %v", ran, want)
+	}
+}
+
+// TestGroupCommitBatchKeepsPlacesForOthers: however many admissions wait, a batch takes
+// minOthers of the other writes, so that job ends and task updates are never starved, and no
+// more, so that the admissions' batch stays short; when no admission waits, the others fill
+// the batch.
+func TestGroupCommitBatchKeepsPlacesForOthers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		first, others         int
+		wantFirst, wantOthers int
+	}{
+		{first: 500, others: 500, wantFirst: maxBatch - minOthers, wantOthers: minOthers},
+		{first: 500, others: 3, wantFirst: maxBatch - 3, wantOthers: 3},
+		{first: 10, others: 500, wantFirst: 10, wantOthers: minOthers},
+		{first: 500, others: 0, wantFirst: maxBatch},
+		{others: 500, wantOthers: maxBatch},
+	} {
+		var q txQueue
+		for i := range tc.first {
+			q.push(&txOp{first: true, ctx: context.WithValue(t.Context(), txOpKey{}, i)})
+		}
+		for i := range tc.others {
+			q.push(&txOp{ctx: context.WithValue(t.Context(), txOpKey{}, i)})
+		}
+		batch := q.take()
+		var first, others int
+		for i, op := range batch {
+			if op.first != (i < tc.wantFirst) {
+				t.Fatalf("%+v: op %d of the batch is an admission: %v", tc, i, op.first)
+			}
+			n := &others
+			if op.first {
+				n = &first
+			}
+			if got := op.ctx.Value(txOpKey{}); got != *n {
+				t.Fatalf("%+v: op %d of the batch arrived as %v of its kind, want %d", tc, i, got, *n)
+			}
+			*n++
+		}
+		if first != tc.wantFirst || others != tc.wantOthers {
+			t.Errorf("%+v: batch of %d admissions and %d others, want %d and %d", tc, first, others, tc.wantFirst, tc.wantOthers)
+		}
+		if q.len() != tc.first+tc.others-len(batch) {
+			t.Errorf("%+v: %d left in the queue, want %d", tc, q.len(), tc.first+tc.others-len(batch))
+		}
+	}
+}
+
+type txOpKey struct{}

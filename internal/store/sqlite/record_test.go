@@ -101,7 +101,9 @@ func TestRecordsBackfilledOnUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Back to version 3, as a database of the previous release is: first undo 0005, then 0004.
+	// Back to version 3, as a database of the previous release is: first undo 0006, 0005,
+	// then 0004.
+	undoPipelineCounts(t, s)
 	for _, q := range []string{`DROP TABLE schedules`, `DROP TABLE schedule_states`, `DROP TABLE schedule_firings`,
 		`DROP INDEX jobs_schedule_active`, `ALTER TABLE jobs DROP COLUMN schedule_id`,
 		`ALTER TABLE jobs DROP COLUMN scheduled_for`, `DROP TRIGGER jobs_final_record_stale`, `DROP TRIGGER tasks_insert_final_record_stale`,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -313,4 +314,82 @@ func BenchmarkFirings10000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*schedules), "ns/firing")
+}
+
+// BenchmarkFiringBurst10000 is the schedules group of the bench (bench/schedules.go) on the
+// store alone: 10,000 schedules of one pipeline (concurrency 10,000) fire at once through
+// burstWorkers workers, as the scheduler fires them, and every job that starts runs its task
+// (two task updates) and ends (FinishAndClaim) while the later firings are admitted. A firing's
+// lateness is when its worker took it (the job's start time, which the runner takes before
+// Admit) minus the burst's start; the metrics are its p50 and p99 over the 10,000.
+func BenchmarkFiringBurst10000(b *testing.B) {
+	const schedules, burstWorkers = 10000, 256
+	d := benchDefinition(1)
+	d.Concurrency = schedules
+	var p50, p99 time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		s := benchStore(b)
+		b.StartTimer()
+		late := firingBurst(b, s, d, schedules, burstWorkers)
+		p50, p99 = p50+late[len(late)/2], p99+late[len(late)*99/100]
+	}
+	b.ReportMetric(float64(p50.Milliseconds())/float64(b.N), "p50-ms")
+	b.ReportMetric(float64(p99.Milliseconds())/float64(b.N), "p99-ms")
+}
+
+// firingBurst fires n firings of d at once through workers workers, runs each started job to
+// its end in a goroutine of its own, and returns the sorted latenesses of the firings.
+func firingBurst(b *testing.B, s *Store, d *pipeline.Definition, n, workers int) []time.Duration {
+	ctx := b.Context()
+	fireTime := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	late := make([]time.Duration, n)
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	var jobs, ws sync.WaitGroup
+	t0 := time.Now()
+	for range workers {
+		ws.Go(func() {
+			for i := range next {
+				late[i] = time.Since(t0)
+				id := d.Name + "/s" + strconv.Itoa(i)
+				j := benchJob(d, i, fireTime)
+				f := store.Firing{ScheduleID: id, FireTime: fireTime, Kind: pipeline.FiringCron}
+				res, err := s.Admit(ctx, store.AdmitParams{Job: j, Definition: d, Now: fireTime, Firing: &f})
+				if err != nil || !res.Started {
+					b.Errorf("firing %s: %+v, %v; want started", id, res, err)
+					return
+				}
+				jobs.Go(func() { runBenchJob(b, s, d, j) })
+			}
+		})
+	}
+	ws.Wait()
+	jobs.Wait()
+	slices.Sort(late)
+	return late
+}
+
+// runBenchJob runs the 1-task job j as the runner does: the task starts, ends, and the job
+// ends with a claim.
+func runBenchJob(b *testing.B, s *Store, d *pipeline.Definition, j *pipeline.Job) {
+	ctx := b.Context()
+	t := j.Tasks[0]
+	now := time.Now()
+	t.Status, t.Start = pipeline.TaskRunning, &now
+	if err := s.UpdateTask(ctx, j.ID, t); err != nil {
+		b.Errorf("UpdateTask: %v", err)
+	}
+	t.Status, t.End = pipeline.TaskDone, &now
+	if err := s.UpdateTask(ctx, j.ID, t); err != nil {
+		b.Errorf("UpdateTask: %v", err)
+	}
+	_, err := s.FinishAndClaim(ctx, store.FinishParams{JobID: j.ID, Status: pipeline.JobSucceeded, End: now},
+		store.ClaimParams{Pipeline: d.Name, Concurrency: d.Concurrency, Now: now})
+	if err != nil {
+		b.Errorf("FinishAndClaim: %v", err)
+	}
 }

@@ -214,6 +214,7 @@ func TestPragmas(t *testing.T) {
 				{s.wconn, "writer", "PRAGMA busy_timeout", "10000"},
 				{s.wconn, "writer", "PRAGMA synchronous", strconv.Itoa(tt.wantSync)},
 				{s.wconn, "writer", "PRAGMA wal_autocheckpoint", strconv.Itoa(walFallbackPages)},
+				{s.wconn, "writer", "PRAGMA temp_store", "2"}, // memory
 				{s.read, "reader", "PRAGMA journal_mode", "wal"},
 				{s.read, "reader", "PRAGMA query_only", "1"},
 				{s.read, "reader", "PRAGMA busy_timeout", "10000"},

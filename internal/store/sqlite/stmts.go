@@ -44,25 +44,25 @@ type writeStmts struct {
 	rollbackTo *sql.Stmt
 	release    *sql.Stmt
 
-	countRunning *sql.Stmt
-	insertJob    *sql.Stmt
-	insertTask   *sql.Stmt
-	replaceJob   *sql.Stmt
-	skipTasks    *sql.Stmt
-	startJob     *sql.Stmt
-	jobStatus    *sql.Stmt
-	upsertTask   *sql.Stmt
-	updateTask   *sql.Stmt
-	markErrored  *sql.Stmt
-	finishJob    *sql.Stmt
-	finishTasks  *sql.Stmt
-	cancelJob    *sql.Stmt
-	setRecord    *sql.Stmt
-	recordJob    *sql.Stmt
-	jobBySeq     *sql.Stmt
+	// pipelineCounts reads the running and queued counts of a pipeline (migration 0006).
+	pipelineCounts *sql.Stmt
+	insertJob      *sql.Stmt
+	insertTask     *sql.Stmt
+	replaceJob     *sql.Stmt
+	skipTasks      *sql.Stmt
+	startJob       *sql.Stmt
+	jobStatus      *sql.Stmt
+	upsertTask     *sql.Stmt
+	updateTask     *sql.Stmt
+	markErrored    *sql.Stmt
+	finishJob      *sql.Stmt
+	finishTasks    *sql.Stmt
+	cancelJob      *sql.Stmt
+	setRecord      *sql.Stmt
+	recordJob      *sql.Stmt
+	jobBySeq       *sql.Stmt
 
 	// The wait-list questions of admissions and claims (see waitlist.go).
-	queuedCount          *sql.Stmt
 	queuedPartitionCount *sql.Stmt
 	queuedLast           *sql.Stmt
 	queuedPartitionLast  *sql.Stmt
@@ -134,10 +134,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		dst   **sql.Stmt
 		query string
 	}{
-		// Two equality lookups rather than one "status IN (running, queued)" query: with the
-		// IN list the planner walks every job of the pipeline, finished ones included. The
-		// count reads the covering index only.
-		{&s.ws.countRunning, `SELECT count(*) FROM jobs WHERE pipeline = ? AND status = '` + string(pipeline.JobRunning) + `'`},
+		// The triggers of migration 0006 keep the row; a pipeline without one has no job
+		// running or queued.
+		{&s.ws.pipelineCounts, `SELECT running, queued FROM pipeline_counts WHERE pipeline = ?`},
 		{&s.ws.insertJob, `INSERT INTO jobs (id, pipeline, status, variables, user_name, queue_partition,
 			created_at, start_after, started_at, definition, schedule_id, scheduled_for)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -180,7 +179,6 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.ws.jobBySeq, jobWithTasksQuery(jobColumns, "j.seq")},
 		// A record leaves the definition out (see record.go), so it is not read.
 		{&s.ws.recordJob, jobWithTasksQuery(strings.Replace(jobColumns, "definition", "NULL", 1), "j.seq")},
-		{&s.ws.queuedCount, `SELECT count(*) ` + queuedWhere},
 		{&s.ws.queuedPartitionCount, `SELECT count(*) ` + queuedWhere + ` AND queue_partition = ?`},
 		{&s.ws.queuedLast, `SELECT id ` + queuedWhere + ` ORDER BY seq DESC LIMIT ?`},
 		{&s.ws.queuedPartitionLast, `SELECT id ` + queuedWhere + ` AND queue_partition = ? ORDER BY seq DESC LIMIT ?`},

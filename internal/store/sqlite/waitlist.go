@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"time"
 
@@ -15,11 +16,13 @@ const queuedWhere = `FROM jobs WHERE status = '` + string(pipeline.JobQueued) + 
 // waitList answers admission's questions about one pipeline's wait list with queries inside the
 // write transaction, so that admitting a job does not load the whole list: a long wait list (a
 // burst of thousands of jobs) would otherwise make every admission slower than the last. The
-// first error is kept and checked after the decision.
+// first error is kept and checked after the decision. Its length comes with the running count
+// (pipelineCounts), kept in a row rather than counted.
 type waitList struct {
 	ctx      context.Context
 	s        *Store
 	pipeline string
+	queued   int
 	err      error
 }
 
@@ -61,9 +64,7 @@ func (w *waitList) ids(st *sql.Stmt, args ...any) []string {
 	return ids
 }
 
-func (w *waitList) Len() int {
-	return w.count(w.s.ws.queuedCount, w.pipeline)
-}
+func (w *waitList) Len() int { return w.queued }
 
 func (w *waitList) PartitionLen(partition string) int {
 	return w.count(w.s.ws.queuedPartitionCount, w.pipeline, partition)
@@ -113,4 +114,14 @@ func (s *Store) claimable(ctx context.Context, name string, slots int, now time.
 		next = time.Unix(0, nextNanos.Int64).UTC()
 	}
 	return waiting, seqs, next, nil
+}
+
+// pipelineCounts returns the number of running and of queued jobs of a pipeline, inside the
+// write transaction: one primary-key lookup of the row that the triggers of migration 0006 keep.
+func (s *Store) pipelineCounts(ctx context.Context, name string) (running, queued int, err error) {
+	err = s.ws.pipelineCounts.QueryRowContext(ctx, name).Scan(&running, &queued)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil // no job of the pipeline was ever running or queued
+	}
+	return running, queued, err
 }
