@@ -51,6 +51,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,6 +89,9 @@ type Store struct {
 	defs definitionCache
 	// node holds the database for this store when it was opened Exclusive (nil otherwise).
 	node *exclusive
+	// self is the node this store acts for once RegisterNode bound it (nil: not registered; the
+	// store then has the single-node semantics, without owners or fencing). See cluster.go.
+	self atomic.Pointer[store.Lease]
 
 	closeOnce sync.Once
 }
@@ -296,10 +300,10 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) (again bool
 	if err := fn(tx); err != nil {
 		lost := tx.Conn().IsClosed()
 		_ = tx.Rollback(ctx)
-		return lost || retryable(err), err
+		return lost || retryable(err), leaseLost(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return retryable(err), err
+		return retryable(err), leaseLost(err)
 	}
 	return false, nil
 }
