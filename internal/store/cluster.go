@@ -39,7 +39,8 @@ type Cluster interface {
 
 	// RenewLease extends the lease of the registered node to lease from now (the database's
 	// clock). ErrLeaseLost when the lease has expired already, the node was declared lost or
-	// registered again elsewhere: the node must stop its jobs and register again.
+	// registered again elsewhere: the node must stop its jobs and register again. A lease of 0
+	// ends the lease at once (a node giving up; the reaper then ends its running jobs).
 	RenewLease(ctx context.Context, lease time.Duration) (Lease, error)
 
 	// ReapLostNodes ends the running jobs of every node whose lease has expired (by the
@@ -53,8 +54,9 @@ type Cluster interface {
 
 	// RecoverNode ends, as RecoverRunning does, the running jobs that the registered node's ID
 	// started under an earlier epoch (before a restart with the same ID), and only those: other
-	// nodes' jobs are left alone. Returns the IDs of those jobs. Without a registered node it
-	// is RecoverRunning (one node per database).
+	// nodes' jobs are left alone. Returns the IDs of those jobs. A node calls it at start-up,
+	// after RegisterNode and before it starts jobs: a store that is not Shared may end every
+	// running job (RecoverRunning). Without a registered node it is RecoverRunning.
 	RecoverNode(ctx context.Context, reason string, now time.Time) ([]string, error)
 
 	// Nodes lists the registered nodes, sorted by ID, with their running job counts. A store
