@@ -49,7 +49,9 @@ type Config struct {
 	// Node identifies this runner as a node of a cluster. With an ID and a store that several
 	// nodes share (store.Cluster), the runner registers the node, holds its lease, recovers
 	// only its own jobs at start-up and reaps lost nodes (see lease.go). Without an ID, or with
-	// a store of one node, none of this runs.
+	// a store of one node, none of this runs, and the runner is the store's only node: its
+	// start-up ends every running job of the store (RecoverRunning), so a shared database must
+	// then be held exclusively (postgres.Options.Exclusive).
 	Node store.NodeInfo
 	// Lease is the node's lease (default DefaultLease); it is renewed four times per lease.
 	Lease time.Duration

@@ -108,6 +108,13 @@ func testClusterFencingAfterExpiry(t *testing.T, openNodes func(t *testing.T, n 
 	_, err = a.tryAdmit(d, newJob(d, "new", at(4)), at(4))
 	wantLeaseLost(t, "Admit", err)
 	a.wantNoJob("new")
+	fr := firing(pipeline.FiringTrigger, at(4))
+	_, err = a.s.Admit(a.ctx, store.AdmitParams{Job: newJob(d, "fired", at(4)), Definition: d, Now: at(4), Firing: &fr})
+	wantLeaseLost(t, "Admit of a firing", err)
+	a.wantNoJob("fired")
+	if fs := b.firings(schedID, 0); len(fs) != 0 {
+		t.Errorf("firings after a refused firing = %+v, want none (the node that fires it next may)", fs)
+	}
 	_, err = ac.RenewLease(a.ctx, longLease)
 	wantLeaseLost(t, "RenewLease", err)
 
