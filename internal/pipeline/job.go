@@ -98,6 +98,9 @@ type Job struct {
 	// the fire time the job stands for (nil when none).
 	Schedule     string
 	ScheduledFor *time.Time
+	// Node is the ID of the node that started the job and runs it ("" when it never started, or
+	// when its store is one node's: see store.Cluster).
+	Node string
 
 	// Definition is the snapshot of the pipeline definition the job was scheduled with.
 	Definition *Definition

@@ -302,6 +302,10 @@ func (jr *jobRun) writeTask(t pipeline.Task) {
 	jr.mu.Unlock()
 	if err := jr.r.st.UpdateTask(context.Background(), jr.job.ID, t); err != nil {
 		jr.r.log.Error("write task", "job_id", jr.job.ID, "task", t.Name, "error", err)
+		if errors.Is(err, store.ErrLeaseLost) {
+			// Another node decides this job's end now: stop its processes.
+			jr.dropLost()
+		}
 	}
 }
 
@@ -324,6 +328,11 @@ func (jr *jobRun) persistEnd(p store.FinishParams) {
 			err = jr.r.st.FinishJob(context.Background(), p)
 		}
 		if err == nil || errors.Is(err, pipeline.ErrJobFinished) || errors.Is(err, pipeline.ErrJobNotFound) {
+			return
+		}
+		if errors.Is(err, store.ErrLeaseLost) {
+			// The node lost the job with its lease: another node records its end.
+			jr.r.log.Warn("finish job: refused, this node lost its lease", "job_id", p.JobID, "error", err)
 			return
 		}
 		if attempt == 10 {

@@ -46,6 +46,15 @@ type Config struct {
 	Now func() time.Time
 	// Observer receives events for metrics (default: none).
 	Observer Observer
+	// Node identifies this runner as a node of a cluster. With an ID and a store that several
+	// nodes share (store.Cluster), the runner registers the node, holds its lease, recovers
+	// only its own jobs at start-up and reaps lost nodes (see lease.go). Without an ID, or with
+	// a store of one node, none of this runs, and the runner is the store's only node: its
+	// start-up ends every running job of the store (RecoverRunning), so a shared database must
+	// then be held exclusively (postgres.Options.Exclusive).
+	Node store.NodeInfo
+	// Lease is the node's lease (default DefaultLease); it is renewed four times per lease.
+	Lease time.Duration
 }
 
 // Causes of a job's cancellation, checked with context.Cause.
@@ -91,6 +100,8 @@ type Runner struct {
 	queuedAtStart []string
 	// opened is closed when Start has opened the runner (see awaitStart).
 	opened chan struct{}
+	// leaseGranted is when Recover registered the node (zero when not a node of a cluster).
+	leaseGranted time.Time
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -184,8 +195,20 @@ func (r *Runner) Recover(ctx context.Context) error {
 	}
 	// Sorted by name, so that Start claims them in a stable order.
 	slices.Sort(queued)
+	recoverJobs := r.st.RecoverRunning
+	if cl := r.cluster(); cl != nil {
+		// A node of a cluster ends only the jobs it ran itself before it restarted.
+		granted, err := r.register(ctx, cl)
+		if err != nil {
+			return fmt.Errorf("register node: %w", err)
+		}
+		r.mu.Lock()
+		r.leaseGranted = granted
+		r.mu.Unlock()
+		recoverJobs = cl.RecoverNode
+	}
 	if running {
-		ids, err := r.st.RecoverRunning(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
+		ids, err := recoverJobs(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
 		if err != nil {
 			return fmt.Errorf("recover running jobs: %w", err)
 		}
@@ -227,8 +250,12 @@ func (r *Runner) Start(ctx context.Context) error {
 	}
 	queued := r.queuedAtStart
 	r.queuedAtStart = nil
+	granted := r.leaseGranted
 	r.mu.Unlock()
 	close(r.opened)
+	if cl := r.cluster(); cl != nil {
+		go r.leaseLoop(cl, granted)
+	}
 	for _, name := range queued {
 		r.claim(name)
 	}

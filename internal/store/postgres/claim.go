@@ -25,7 +25,8 @@ var (
 	// nextStartAfterSQL's terms match the partial index jobs_delayed.
 	nextStartAfterSQL = `SELECT min(start_after) FROM jobs WHERE status = '` + queued + `'
 		AND start_after IS NOT NULL AND pipeline = $1 AND start_after > $2`
-	startJobsSQL = `UPDATE jobs SET status = '` + running + `', started_at = $1 WHERE seq = ANY($2::bigint[])`
+	startJobsSQL = `UPDATE jobs SET status = '` + running + `', started_at = $1, node = $3, lease_epoch = $4
+		WHERE seq = ANY($2::bigint[])`
 )
 
 // claimReads is what a claim reads before it decides.
@@ -36,8 +37,12 @@ type claimReads struct {
 	next    *int64
 }
 
-// queueClaimReads queues the reads of a claim in b; r holds them once b is sent.
-func queueClaimReads(b *pgx.Batch, p store.ClaimParams, r *claimReads) {
+// queueClaimReads queues the reads of a claim in b; r holds them once b is sent. The jobs it
+// starts are owned by the store's node (when registered).
+func (s *Store) queueClaimReads(b *pgx.Batch, p store.ClaimParams, r *claimReads) {
+	// A registered node claims only while its lease is valid (the node's row before the
+	// pipeline's: the lock order).
+	s.queueCheckLease(b)
 	// A pipeline without a row has no jobs: there is nothing to lock or claim.
 	b.Queue(lockPipelineSQL, p.Pipeline).QueryRow(func(row pgx.Row) error {
 		return ignoreNoRows(row.Scan(&r.running))
@@ -67,7 +72,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResu
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
 		var r claimReads
 		b := &pgx.Batch{}
-		queueClaimReads(b, p, &r)
+		s.queueClaimReads(b, p, &r)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
@@ -93,7 +98,8 @@ func (s *Store) startClaimed(ctx context.Context, tx pgx.Tx, p store.ClaimParams
 	seqs := r.seqs[:len(ids)]
 	var got []int64
 	b := &pgx.Batch{}
-	b.Queue(startJobsSQL, nanos(p.Now), seqs)
+	node, epoch := s.owner()
+	b.Queue(startJobsSQL, nanos(p.Now), seqs, node, epoch)
 	b.Queue(addRunningSQL, p.Pipeline, len(seqs))
 	b.Queue(jobsBySeqSQL, seqs).Query(func(rows pgx.Rows) error {
 		var err error

@@ -35,7 +35,7 @@ type finishReads struct {
 
 // queueFinish queues the end of a job (see finishJobSQL) in b, behind the lock of its
 // pipeline; r holds the outcome once b is sent.
-func queueFinish(b *pgx.Batch, p store.FinishParams, r *finishReads) {
+func (s *Store) queueFinish(b *pgx.Batch, p store.FinishParams, r *finishReads) {
 	pending, runningTasks := p.PendingTasks, p.RunningTasks
 	if pending == "" {
 		pending = pipeline.TaskSkipped
@@ -43,6 +43,7 @@ func queueFinish(b *pgx.Batch, p store.FinishParams, r *finishReads) {
 	if runningTasks == "" {
 		runningTasks = pipeline.TaskCanceled
 	}
+	s.queueFence(b, p.JobID) // raises when the job is not this node's to end
 	b.Queue(lockJobPipelineSQL, p.JobID)
 	b.Queue(finishJobSQL, p.JobID, string(p.Status), nanos(p.End), p.LastError, p.Status == pipeline.JobFailed,
 		p.ReplacedBy, string(runningTasks), string(pending)).QueryRow(func(row pgx.Row) error {
@@ -70,7 +71,7 @@ func (s *Store) FinishJob(ctx context.Context, p store.FinishParams) error {
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
 		var r finishReads
 		b := &pgx.Batch{}
-		queueFinish(b, p, &r)
+		s.queueFinish(b, p, &r)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
@@ -95,8 +96,8 @@ func (s *Store) FinishAndClaim(ctx context.Context, f store.FinishParams, c stor
 			cr claimReads
 		)
 		b := &pgx.Batch{}
-		queueFinish(b, f, &fr)
-		queueClaimReads(b, c, &cr)
+		s.queueFinish(b, f, &fr)
+		s.queueClaimReads(b, c, &cr)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}

@@ -18,10 +18,11 @@
 //     one job.
 //   - Idempotency keys are a unique column; two nodes admitting the same key at once conflict
 //     on it, and the loser's transaction is retried, which then finds the winner's job.
-//   - Lock order: a schedule's state row (a firing), a pipeline's row, job rows, task rows.
+//   - Lock order: a schedule's state row (a firing), a node's row (fencing: FOR KEY SHARE by
+//     a node's writes, FOR UPDATE by the reaper), a pipeline's row, job rows, task rows.
 //     Every transaction that takes more than one of them takes them in this order
-//     (RecoverRunning takes every pipeline's row, in name order), so that they cannot deadlock
-//     one another. FinishAndClaim of a job of one pipeline with the claim of another takes two
+//     (RecoverRunning and the reaper take pipeline rows in name order), so that they cannot
+//     deadlock one another. FinishAndClaim of a job of one pipeline with the claim of another takes two
 //     pipeline rows in the caller's order; the runner claims the job's own pipeline, and a
 //     deadlock would only cost a retry.
 //   - Transactions that fail with a serialization failure, a deadlock or such a unique conflict
@@ -32,9 +33,13 @@
 // Times are stored as bigint unix nanoseconds and JSON values as text (see the migration), so
 // that what is read back equals what was stored, numbers included (json.Number).
 //
-// RecoverRunning keeps the single-node semantics of the contract (it ends every running job of
-// the database). In a cluster that is wrong: issue 12 replaces it with per-node leases, and a
-// node must not call it at start-up while other nodes run jobs.
+// Nodes (store.Cluster, see cluster.go): a store registered as a node records itself as the
+// owner of the jobs it starts, and fences every write about a job: the job must be its own
+// under its current lease epoch, and the lease valid by the database's clock, or the write is
+// refused with store.ErrLeaseLost. ReapLostNodes ends the jobs of nodes whose lease expired;
+// RecoverNode ends a restarted node's own earlier jobs. A store that is not registered keeps
+// the single-node semantics: RecoverRunning ends every running job of the database, which is
+// only right while one node uses it (Options.Exclusive).
 //
 // Tests: the package's tests need a PostgreSQL server (see package pgtest for the URL and the
 // environment variables: PRUNNER_TEST_DATABASE_URL, PRUNNER_TEST_POSTGRES=off to skip, CI=true
@@ -51,6 +56,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,6 +94,9 @@ type Store struct {
 	defs definitionCache
 	// node holds the database for this store when it was opened Exclusive (nil otherwise).
 	node *exclusive
+	// self is the node this store acts for once RegisterNode bound it (nil: not registered; the
+	// store then has the single-node semantics, without owners or fencing). See cluster.go.
+	self atomic.Pointer[store.Lease]
 
 	closeOnce sync.Once
 }
@@ -296,10 +305,10 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) (again bool
 	if err := fn(tx); err != nil {
 		lost := tx.Conn().IsClosed()
 		_ = tx.Rollback(ctx)
-		return lost || retryable(err), err
+		return lost || retryable(err), leaseLost(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return retryable(err), err
+		return retryable(err), leaseLost(err)
 	}
 	return false, nil
 }

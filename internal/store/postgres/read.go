@@ -22,7 +22,8 @@ type querier interface {
 
 // jobColumns is the column list (alias j) that jobRow reads, in its order.
 const jobColumns = `j.seq, j.id, j.pipeline, j.status, j.variables, j.user_name, j.queue_partition, j.created_at,
-	j.start_after, j.started_at, j.ended_at, j.last_error, j.errored, j.replaced_by, j.schedule_id, j.scheduled_for, j.definition`
+	j.start_after, j.started_at, j.ended_at, j.last_error, j.errored, j.replaced_by, j.schedule_id, j.scheduled_for, j.definition,
+	COALESCE(j.node, '')`
 
 // listColumns is jobColumns without the definition, which lists leave out (see store.Store.Jobs).
 var listColumns = strings.Replace(jobColumns, "j.definition", "NULL::text", 1)
@@ -45,7 +46,7 @@ var jobWithTasksQuery = `SELECT ` + strings.NewReplacer(
 type jobRow struct {
 	seq                                   int64
 	id, pipeline, status, user, partition string
-	lastErr, replBy, schedule             string
+	lastErr, replBy, schedule, node       string
 	vars, def                             *string
 	created, startAfter, start, ended     *int64
 	schedFor                              *int64
@@ -54,7 +55,7 @@ type jobRow struct {
 
 func (r *jobRow) dests() []any {
 	return []any{&r.seq, &r.id, &r.pipeline, &r.status, &r.vars, &r.user, &r.partition,
-		&r.created, &r.startAfter, &r.start, &r.ended, &r.lastErr, &r.errored, &r.replBy, &r.schedule, &r.schedFor, &r.def}
+		&r.created, &r.startAfter, &r.start, &r.ended, &r.lastErr, &r.errored, &r.replBy, &r.schedule, &r.schedFor, &r.def, &r.node}
 }
 
 // job builds the job of the scanned row. With varsAsJSON the variables are kept as their JSON
@@ -75,6 +76,7 @@ func (s *Store) job(r *jobRow, varsAsJSON bool) (*pipeline.Job, error) {
 		ReplacedBy:     r.replBy,
 		Schedule:       r.schedule,
 		ScheduledFor:   timePtr(r.schedFor),
+		Node:           r.node,
 	}
 	var err error
 	if varsAsJSON {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
@@ -50,8 +51,9 @@ var (
 	jobStatusSQL = `SELECT status FROM jobs WHERE seq = $1`
 
 	insertJobSQL = `INSERT INTO jobs (id, pipeline, status, variables, user_name, queue_partition,
-		created_at, start_after, started_at, definition, schedule_id, scheduled_for, idempotency_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, ''))`
+		created_at, start_after, started_at, definition, schedule_id, scheduled_for, idempotency_key,
+		node, lease_epoch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, ''), $14, $15)`
 	// insertTaskSQL inserts a task of the job whose ID is $1 (inserted before, in the same
 	// batch: the task needs no round trip for the job's seq).
 	insertTaskSQL = `INSERT INTO tasks (job_seq, position, name, depends_on, status, started_at,
@@ -176,7 +178,7 @@ func encodeJob(j *pipeline.Job) (encodedJob, error) {
 // decides, the waiting jobs it replaces end, and the job is inserted, running or queued. A
 // rejection comes back as errRejected.
 func (s *Store) admit(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc encodedJob, res *store.AdmitResult) error {
-	r, err := readForAdmission(ctx, tx, p, res)
+	r, err := s.readForAdmission(ctx, tx, p, res)
 	if err != nil || r.found {
 		return err
 	}
@@ -199,7 +201,7 @@ func (s *Store) admit(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc e
 			return err
 		}
 	}
-	if err := insertAdmitted(ctx, tx, p, enc, decision.Start); err != nil {
+	if err := s.insertAdmitted(ctx, tx, p, enc, decision.Start); err != nil {
 		return err
 	}
 	res.Started = decision.Start
@@ -217,7 +219,7 @@ type admissionReads struct {
 // pipeline's running count under its lock and the length of its wait list (which every
 // admission asks). The first admission of a pipeline creates its row and locks it then; the
 // length is read again under the lock.
-func readForAdmission(ctx context.Context, tx pgx.Tx, p store.AdmitParams, res *store.AdmitResult) (admissionReads, error) {
+func (s *Store) readForAdmission(ctx context.Context, tx pgx.Tx, p store.AdmitParams, res *store.AdmitResult) (admissionReads, error) {
 	r := admissionReads{waiting: -1}
 	missing := false
 	b := &pgx.Batch{}
@@ -228,6 +230,7 @@ func readForAdmission(ctx context.Context, tx pgx.Tx, p store.AdmitParams, res *
 			return ignoreNoRows(err)
 		})
 	}
+	s.queueCheckLease(b) // a registered node admits only while its lease is valid
 	b.Queue(lockPipelineSQL, p.Job.Pipeline).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&r.running)
 		missing = errors.Is(err, pgx.ErrNoRows)
@@ -331,11 +334,16 @@ func carryOverVariables(p store.AdmitParams, replaced []*string, enc encodedJob)
 
 // insertAdmitted inserts the new job, running when start is true and else queued, with its
 // idempotency key and its tasks, and counts it as running, in one round trip.
-func insertAdmitted(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc encodedJob, start bool) error {
+func (s *Store) insertAdmitted(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc encodedJob, start bool) error {
 	j := p.Job
 	status, started := queued, any(nil)
+	var (
+		node  *string
+		epoch *int64
+	)
 	if start {
 		status, started = running, nanos(p.Now)
+		node, epoch = s.owner()
 	}
 	schedule, scheduledFor := j.Schedule, nanosPtr(j.ScheduledFor)
 	if f := p.Firing; f != nil {
@@ -345,7 +353,7 @@ func insertAdmitted(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc enc
 	b := &pgx.Batch{}
 	b.Queue(insertJobSQL, j.ID, j.Pipeline, status, enc.vars, j.User, j.QueuePartition,
 		nanos(j.Created), nanos(j.StartAfter), started, enc.def, schedule, scheduledFor,
-		p.IdempotencyKey)
+		p.IdempotencyKey, node, epoch)
 	queueTasks(b, j.ID, j.Tasks, enc.tasks)
 	if start {
 		b.Queue(addRunningSQL, j.Pipeline, 1)
@@ -372,7 +380,9 @@ func (e errRejected) Unwrap() error { return e.err }
 
 // UpdateTask implements store.Store. It does not check the job's status: the runner owns the
 // order of its writes, and a late task record of a job that just ended is still true. The
-// common case (a task the job has, not errored) is one statement without a transaction.
+// common case (a task the job has, not errored) is one statement without a transaction. A
+// registered store fences the write instead (see cluster.go): the fence and the write in one
+// transaction, one round trip besides the transaction's.
 func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) error {
 	e, err := encodeTask(t)
 	if err != nil {
@@ -380,6 +390,9 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 	}
 	args := []any{jobID, t.Name, e.deps, string(t.Status), nanosPtr(t.Start), nanosPtr(t.End), t.ExitCode,
 		t.Errored, t.Error, t.Attempt, e.attempts}
+	if s.me() != nil {
+		return s.updateTaskFenced(ctx, jobID, t, args)
+	}
 	if !t.Errored {
 		tag, err := s.exec(ctx, updateTaskSQL, args...)
 		if err != nil {
@@ -402,6 +415,35 @@ func (s *Store) UpdateTask(ctx context.Context, jobID string, t pipeline.Task) e
 			return err
 		}
 		if tag.RowsAffected() == 0 {
+			return pipeline.ErrJobNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: update task %q: %w", jobID, t.Name, err)
+	}
+	return nil
+}
+
+// updateTaskFenced is UpdateTask of a registered store: the fence, the errored mark and the
+// upsert of the task in one batch of one transaction. The fence raises before anything is
+// written when the job is not this node's (store.ErrLeaseLost).
+func (s *Store) updateTaskFenced(ctx context.Context, jobID string, t pipeline.Task, args []any) error {
+	err := s.writeTx(ctx, func(tx pgx.Tx) error {
+		var written int64
+		b := &pgx.Batch{}
+		s.queueFence(b, jobID)
+		if t.Errored {
+			b.Queue(markErroredSQL, jobID)
+		}
+		b.Queue(upsertTaskSQL, args...).Exec(func(tag pgconn.CommandTag) error {
+			written = tag.RowsAffected()
+			return nil
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if written == 0 {
 			return pipeline.ErrJobNotFound
 		}
 		return nil
@@ -459,15 +501,8 @@ func (s *Store) RecoverRunning(ctx context.Context, reason string, now time.Time
 		if err != nil {
 			return fmt.Errorf("end jobs: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE tasks SET
-				status = CASE status WHEN $1 THEN $2 ELSE $3 END,
-				errored = CASE status WHEN $1 THEN true ELSE errored END,
-				error = CASE status WHEN $1 THEN $4 ELSE error END,
-				ended_at = CASE status WHEN $1 THEN COALESCE(ended_at, $5) ELSE ended_at END
-			WHERE job_seq = ANY($6::bigint[]) AND status IN `+openTaskStatuses,
-			string(pipeline.TaskRunning), string(pipeline.TaskError), string(pipeline.TaskSkipped),
-			reason, nanos(now), seqs); err != nil {
-			return fmt.Errorf("end tasks: %w", err)
+		if err := endTasksOfLostJobs(ctx, tx, seqs, reason, now); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE pipelines SET running = 0 WHERE running <> 0`)
 		return err
@@ -476,6 +511,25 @@ func (s *Store) RecoverRunning(ctx context.Context, reason string, now time.Time
 		return nil, fmt.Errorf("recover running jobs: %w", err)
 	}
 	return ids, nil
+}
+
+// endTasksOfLostJobsSQL ends the open tasks of jobs that ended because their node stopped: the
+// running ones as errors with the reason, the waiting ones skipped.
+var endTasksOfLostJobsSQL = `UPDATE tasks SET
+		status = CASE status WHEN $1 THEN $2 ELSE $3 END,
+		errored = CASE status WHEN $1 THEN true ELSE errored END,
+		error = CASE status WHEN $1 THEN $4 ELSE error END,
+		ended_at = CASE status WHEN $1 THEN COALESCE(ended_at, $5) ELSE ended_at END
+	WHERE job_seq = ANY($6::bigint[]) AND status IN ` + openTaskStatuses
+
+// endTasksOfLostJobs runs endTasksOfLostJobsSQL for the jobs seqs.
+func endTasksOfLostJobs(ctx context.Context, tx pgx.Tx, seqs []int64, reason string, now time.Time) error {
+	if _, err := tx.Exec(ctx, endTasksOfLostJobsSQL,
+		string(pipeline.TaskRunning), string(pipeline.TaskError), string(pipeline.TaskSkipped),
+		reason, nanos(now), seqs); err != nil {
+		return fmt.Errorf("end tasks: %w", err)
+	}
+	return nil
 }
 
 // DeleteFinished implements store.Store. "Newest" is creation order, as in Jobs. Finished jobs
