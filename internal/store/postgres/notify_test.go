@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,8 +14,9 @@ import (
 	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
 )
 
-// The tests of this file check the wake-ups (notify.go) between two stores registered as nodes
-// "a" and "b" of one database.
+// The tests of this file check what is PostgreSQL's in the wake-ups (notify.go) between two
+// stores registered as nodes "a" and "b" of one database: notifications go out on commit, the
+// listener reconnects, the payload. storetest.RunWakeups checks the rest.
 
 // quiet is how long a test waits to be sure that no wake-up comes.
 const quiet = 300 * time.Millisecond
@@ -132,78 +132,6 @@ func TestWakeupOnCommitOnly(t *testing.T) {
 	}
 	if w := nextWakeup(t, got, store.WakePipeline); w.Pipeline != "committed" {
 		t.Errorf("wake-up for pipeline %q, want committed", w.Pipeline)
-	}
-}
-
-// TestWakeupsOfAdmitAndFinish: a job that waits wakes the other nodes for its pipeline, a job
-// that starts at once does not; the end of a running job wakes them when its pipeline has
-// waiting jobs. A node does not hear its own wake-ups.
-func TestWakeupsOfAdmitAndFinish(t *testing.T) {
-	t.Parallel()
-	a, b, _ := openTwoNodes(t)
-	gotA, gotB := listen(t, a), listen(t, b)
-	d := clusterDefinition("p", 1, nil)
-
-	if !admitNow(t, a, d, "first") {
-		t.Fatal("first job did not start")
-	}
-	noWakeup(t, gotB, "after a job started at once")
-	if admitNow(t, a, d, "second") {
-		t.Fatal("second job started beyond concurrency 1")
-	}
-	if w := nextWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
-		t.Errorf("wake-up for pipeline %q, want p", w.Pipeline)
-	}
-	noWakeup(t, gotA, "node a, for its own admission")
-
-	err := a.FinishJob(t.Context(), store.FinishParams{JobID: "first", Status: pipeline.JobSucceeded, End: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := nextWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
-		t.Errorf("wake-up for pipeline %q after the end, want p", w.Pipeline)
-	}
-}
-
-// TestCancelRequest: a cancel requested through node b of a job running on node a is stored
-// for a (CancelRequests) and wakes a's listener; jobs that do not run are left alone.
-func TestCancelRequest(t *testing.T) {
-	t.Parallel()
-	a, b, _ := openTwoNodes(t)
-	gotA := listen(t, a)
-	d := clusterDefinition("p", 1, nil)
-	admitNow(t, a, d, "running")
-	admitNow(t, a, d, "queued")
-
-	status, owner, err := b.RequestCancel(t.Context(), "running", time.Now())
-	if err != nil || status != pipeline.JobRunning || owner != "a" {
-		t.Fatalf("RequestCancel(running) = %q, %q, %v; want running, a, nil", status, owner, err)
-	}
-	if w := nextWakeup(t, gotA, store.WakeCancel); w.JobID != "running" {
-		t.Errorf("cancel wake-up for job %q, want running", w.JobID)
-	}
-	if ids, err := a.CancelRequests(t.Context()); err != nil || len(ids) != 1 || ids[0] != "running" {
-		t.Errorf("a.CancelRequests() = %v, %v; want [running]", ids, err)
-	}
-	if ids, err := b.CancelRequests(t.Context()); err != nil || len(ids) != 0 {
-		t.Errorf("b.CancelRequests() = %v, %v; want none", ids, err)
-	}
-
-	if status, _, err := b.RequestCancel(t.Context(), "queued", time.Now()); err != nil || status != pipeline.JobQueued {
-		t.Errorf("RequestCancel(queued) = %q, %v; want queued, nil", status, err)
-	}
-	if _, _, err := b.RequestCancel(t.Context(), "nope", time.Now()); !errors.Is(err, pipeline.ErrJobNotFound) {
-		t.Errorf("RequestCancel(nope) error %v, want ErrJobNotFound", err)
-	}
-	err = a.FinishJob(t.Context(), store.FinishParams{JobID: "running", Status: pipeline.JobCanceled, End: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ids, err := a.CancelRequests(t.Context()); err != nil || len(ids) != 0 {
-		t.Errorf("a.CancelRequests() after the end = %v, %v; want none", ids, err)
-	}
-	if status, _, err := b.RequestCancel(t.Context(), "running", time.Now()); err != nil || status != pipeline.JobCanceled {
-		t.Errorf("RequestCancel of the ended job = %q, %v; want canceled, nil", status, err)
 	}
 }
 
