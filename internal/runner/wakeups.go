@@ -33,13 +33,15 @@ func (r *Runner) pollInterval() time.Duration {
 // draining node still cancels its jobs on request.
 func (r *Runner) startWakeups() {
 	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-r.stopped
+		_ = r.waitIdle(context.Background())
+		cancel()
+	}()
 	if w, ok := r.st.(store.Wakeups); ok && !r.wakeupsOff {
 		go func() { _ = w.Listen(ctx, r.wake) }()
 	}
-	go func() {
-		defer cancel()
-		r.pollLoop()
-	}()
+	go r.pollLoop(ctx)
 }
 
 // wake acts on one wake-up from another node.
@@ -58,15 +60,17 @@ func (r *Runner) wake(w store.Wakeup) {
 	}
 }
 
-// pollLoop polls every poll interval until the runner has stopped and its last job has ended.
-func (r *Runner) pollLoop() {
+// pollLoop polls every poll interval until ctx ends.
+func (r *Runner) pollLoop(ctx context.Context) {
 	t := time.NewTicker(r.pollInterval())
 	defer t.Stop()
-	for range t.C {
-		if r.isStopped() && r.Running() == 0 {
+	for {
+		select {
+		case <-t.C:
+			r.poll()
+		case <-ctx.Done():
 			return
 		}
-		r.poll()
 	}
 }
 
@@ -128,17 +132,21 @@ func (r *Runner) cancelElsewhere(ctx context.Context, jobID string) error {
 		return nil
 	}
 	status, owner, err := rc.RequestCancel(ctx, jobID, r.now())
-	if err != nil {
-		return err
-	}
-	if owner != r.cfg.Node.ID {
+	if err != nil || owner != r.cfg.Node.ID {
+		// The note is for a job claimed here; on an error the caller learns that the cancel
+		// failed, as when Cancel's own store call fails.
 		r.mu.Lock()
 		delete(r.cancelPending, jobID)
 		r.mu.Unlock()
 	}
+	if err != nil {
+		return err
+	}
 	switch status {
 	case pipeline.JobRunning:
-		r.log.Info("cancel requested of a job running on another node", "job_id", jobID, "node", owner)
+		if owner != r.cfg.Node.ID {
+			r.log.Info("cancel requested of a job running on another node", "job_id", jobID, "node", owner)
+		}
 		return nil
 	case pipeline.JobSucceeded, pipeline.JobFailed:
 		// It ended meanwhile.
