@@ -55,6 +55,10 @@ type Config struct {
 	Node store.NodeInfo
 	// Lease is the node's lease (default DefaultLease); it is renewed four times per lease.
 	Lease time.Duration
+	// PollInterval is how often a node of a cluster looks for waiting jobs and cancel requests
+	// besides the wake-ups it gets from other nodes (default DefaultPollInterval; see
+	// wakeups.go): the most a lost wake-up costs.
+	PollInterval time.Duration
 }
 
 // Causes of a job's cancellation, checked with context.Cause.
@@ -108,6 +112,9 @@ type Runner struct {
 
 	// reserve is disk space held back in the data directory for the store (see ballast).
 	reserve *ballast
+
+	// wakeupsOff turns the listener of wake-ups off (tests of the poll; see wakeups.go).
+	wakeupsOff bool
 }
 
 // New returns a Runner that is not started yet.
@@ -255,6 +262,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	close(r.opened)
 	if cl := r.cluster(); cl != nil {
 		go r.leaseLoop(cl, granted)
+		r.startWakeups()
 	}
 	for _, name := range queued {
 		r.claim(name)
@@ -487,9 +495,9 @@ func (r *Runner) Cancel(ctx context.Context, jobID string) error {
 			// start's recovery ends it.
 			return fmt.Errorf("job %s: %w", jobID, pipeline.ErrJobFinished)
 		}
-		// Claimed and not registered yet, or registered since the note was left: launch
-		// cancels it either way.
-		return nil
+		// Running on another node (see cancelElsewhere), or claimed here and not registered
+		// yet, or registered since the note was left: launch cancels it either way.
+		return r.cancelElsewhere(ctx, jobID)
 	default:
 		return fmt.Errorf("job %s: cancel: unexpected status %q", jobID, prev)
 	}

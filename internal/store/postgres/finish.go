@@ -49,6 +49,7 @@ func (s *Store) queueFinish(b *pgx.Batch, p store.FinishParams, r *finishReads) 
 		p.ReplacedBy, string(runningTasks), string(pending)).QueryRow(func(row pgx.Row) error {
 		return ignoreNoRows(row.Scan(&r.before))
 	})
+	s.queueWakeFreedSlot(b, p.JobID) // the freed slot may be another node's to fill (notify.go)
 }
 
 // err is the error of the end: pipeline.ErrJobNotFound, pipeline.ErrJobFinished, or nil.

@@ -29,6 +29,10 @@
 //     are retried a few times (see retryable).
 //   - Migrations are embedded and applied at Open under a session advisory lock, so several
 //     nodes starting at once apply them once.
+//   - Wake-ups (store.Wakeups, notify.go): a registered store's transactions that leave work for
+//     other nodes (a queued job; the end of a running job whose pipeline has queued jobs; a
+//     cancel request) send pg_notify in the same transaction, so nodes hear of them on commit
+//     only. They are an optimisation: nodes poll as well.
 //
 // Times are stored as bigint unix nanoseconds and JSON values as text (see the migration), so
 // that what is read back equals what was stored, numbers included (json.Number).

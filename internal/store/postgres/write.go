@@ -357,6 +357,8 @@ func (s *Store) insertAdmitted(ctx context.Context, tx pgx.Tx, p store.AdmitPara
 	queueTasks(b, j.ID, j.Tasks, enc.tasks)
 	if start {
 		b.Queue(addRunningSQL, j.Pipeline, 1)
+	} else {
+		s.queueWakePipeline(b, j.Pipeline) // another node may have a free slot (notify.go)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("insert: %w", err)

@@ -1,0 +1,184 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// RunWakeups runs the conformance suite of store.Wakeups and store.RemoteCancel: which changes
+// wake the other nodes, that a node does not hear its own, and cancel requests. openNodes is
+// as for RunCluster (n stores on one new database, each implementing store.Cluster,
+// store.Wakeups and store.RemoteCancel); a backend of one node has neither capability and does
+// not run it.
+func RunWakeups(t *testing.T, openNodes func(t *testing.T, n int) []store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, openNodes func(t *testing.T, n int) []store.Store)
+	}{
+		{"WakeupsOfAdmitAndFinish", testWakeupsOfAdmitAndFinish},
+		{"WakeupsOnlyOfRegisteredNodes", testWakeupsOnlyOfRegisteredNodes},
+		{"RemoteCancel", testRemoteCancel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, openNodes)
+		})
+	}
+}
+
+// wakeQuiet is how long a test waits to be sure that no wake-up comes.
+const wakeQuiet = 300 * time.Millisecond
+
+// listenTo runs the Listen of node i until the test ends and returns the wake-ups it delivers,
+// once it is connected (its first WakeResync is consumed).
+func (c *cluster) listenTo(i int) <-chan store.Wakeup {
+	c.t.Helper()
+	w, ok := c.nodes[i].s.(store.Wakeups)
+	if !ok {
+		c.t.Fatalf("%T does not implement store.Wakeups", c.nodes[i].s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan store.Wakeup, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = w.Listen(ctx, func(w store.Wakeup) { got <- w })
+	}()
+	c.t.Cleanup(func() { cancel(); <-done })
+	wantWakeup(c.t, got, store.WakeResync)
+	return got
+}
+
+// wantWakeup returns the next wake-up of kind from got (others are skipped), failing after 5s.
+func wantWakeup(t *testing.T, got <-chan store.Wakeup, kind store.WakeKind) store.Wakeup {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case w := <-got:
+			if w.Kind == kind {
+				return w
+			}
+		case <-deadline:
+			t.Fatalf("no wake-up of kind %d within 5s", kind)
+		}
+	}
+}
+
+// wantNoWakeup fails when a wake-up other than a reconnect's comes within wakeQuiet.
+func wantNoWakeup(t *testing.T, got <-chan store.Wakeup, when string) {
+	t.Helper()
+	deadline := time.After(wakeQuiet)
+	for {
+		select {
+		case w := <-got:
+			if w.Kind == store.WakePipeline || w.Kind == store.WakeCancel {
+				t.Errorf("%s: unexpected wake-up %+v", when, w)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// testWakeupsOfAdmitAndFinish: a job that waits wakes the other nodes for its pipeline, one
+// that starts at once does not; the end of a running job wakes them when its pipeline has
+// waiting jobs, not when it has none. A node does not hear its own wake-ups.
+func testWakeupsOfAdmitAndFinish(t *testing.T, openNodes func(t *testing.T, n int) []store.Store) {
+	c := newCluster(t, openNodes, 2)
+	c.register(0, "a")
+	c.register(1, "b")
+	a, _ := c.node(0)
+	gotA, gotB := c.listenTo(0), c.listenTo(1)
+	d := testDefinition("p", 1)
+
+	a.admitStarted(d, at(0), "first")
+	wantNoWakeup(t, gotB, "after a job started at once")
+	a.admitQueued(d, at(1), "second")
+	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
+		t.Errorf("wake-up for pipeline %q, want p", w.Pipeline)
+	}
+	wantNoWakeup(t, gotA, "node a, of its own admission")
+
+	a.finish("first", pipeline.JobSucceeded, at(2))
+	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
+		t.Errorf("wake-up for pipeline %q after the end, want p", w.Pipeline)
+	}
+
+	alone := testDefinition("alone", 1)
+	a.admitStarted(alone, at(3), "alone-1")
+	a.finish("alone-1", pipeline.JobSucceeded, at(4))
+	wantNoWakeup(t, gotB, "after the end of a job that nobody waits for")
+}
+
+// testWakeupsOnlyOfRegisteredNodes: a store that is not registered (one node per database)
+// wakes nobody.
+func testWakeupsOnlyOfRegisteredNodes(t *testing.T, openNodes func(t *testing.T, n int) []store.Store) {
+	c := newCluster(t, openNodes, 2)
+	c.register(1, "b")
+	single, _ := c.node(0)
+	got := c.listenTo(1)
+	d := testDefinition("p", 1)
+	single.admitStarted(d, at(0), "first")
+	single.admitQueued(d, at(1), "second")
+	single.finish("first", pipeline.JobSucceeded, at(2))
+	wantNoWakeup(t, got, "changes of a store that is not registered")
+}
+
+// testRemoteCancel: a cancel requested through node b of a job running on node a is stored for
+// a (CancelRequests) and wakes a; jobs that do not run are left alone and say what they are.
+func testRemoteCancel(t *testing.T, openNodes func(t *testing.T, n int) []store.Store) {
+	c := newCluster(t, openNodes, 2)
+	c.register(0, "a")
+	c.register(1, "b")
+	a, _ := c.node(0)
+	b, _ := c.node(1)
+	rcA, rcB := a.s.(store.RemoteCancel), b.s.(store.RemoteCancel)
+	gotA := c.listenTo(0)
+	d := testDefinition("p", 1)
+	a.admitStarted(d, at(0), "running")
+	a.admitQueued(d, at(1), "queued")
+
+	status, owner, err := rcB.RequestCancel(c.ctx, "running", at(2))
+	if err != nil || status != pipeline.JobRunning || owner != "a" {
+		t.Fatalf("RequestCancel(running) = %q, %q, %v; want running, a, nil", status, owner, err)
+	}
+	if w := wantWakeup(t, gotA, store.WakeCancel); w.JobID != "running" {
+		t.Errorf("cancel wake-up for job %q, want running", w.JobID)
+	}
+	wantCancelRequests(t, "a", rcA, "running")
+	wantCancelRequests(t, "b", rcB)
+	a.wantStatus("running", pipeline.JobRunning) // a request only: the owner cancels
+
+	if status, _, err := rcB.RequestCancel(c.ctx, "queued", at(3)); err != nil || status != pipeline.JobQueued {
+		t.Errorf("RequestCancel(queued) = %q, %v; want queued, nil", status, err)
+	}
+	a.wantStatus("queued", pipeline.JobQueued)
+	if _, _, err := rcB.RequestCancel(c.ctx, "nope", at(3)); !errors.Is(err, pipeline.ErrJobNotFound) {
+		t.Errorf("RequestCancel(nope) error %v, want ErrJobNotFound", err)
+	}
+
+	a.finish("running", pipeline.JobCanceled, at(4))
+	wantCancelRequests(t, "a", rcA)
+	if status, _, err := rcB.RequestCancel(c.ctx, "running", at(5)); err != nil || status != pipeline.JobCanceled {
+		t.Errorf("RequestCancel of the ended job = %q, %v; want canceled, nil", status, err)
+	}
+}
+
+// wantCancelRequests checks the cancel requests of node.
+func wantCancelRequests(t *testing.T, node string, rc store.RemoteCancel, want ...string) {
+	t.Helper()
+	got, err := rc.CancelRequests(t.Context())
+	if err != nil {
+		t.Fatalf("CancelRequests() of %s error: %v", node, err)
+	}
+	if len(got) != len(want) || len(got) > 0 && got[0] != want[0] {
+		t.Errorf("CancelRequests() of %s = %v, want %v", node, got, want)
+	}
+}
