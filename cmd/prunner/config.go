@@ -24,6 +24,9 @@ type config struct {
 	drainTimeout    time.Duration
 	syncFull        bool
 	databaseURL     string
+	nodeID          string
+	lease           time.Duration
+	clusterPoll     time.Duration
 	verbose         bool
 	disableANSI     bool
 	enableProfiling bool
@@ -89,7 +92,8 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	str(&c.path, "path", "PRUNNER_PATH", ".", "directory to search for pipeline files")
 	str(&c.pattern, "pattern", "PRUNNER_PATTERN", "**/pipelines.{yml,yaml}", "pattern of pipeline files below --path")
 	str(&c.data, "data", "PRUNNER_DATA", ".prunner", "data directory (job store, task output)")
-	str(&c.databaseURL, "database-url", "PRUNNER_DATABASE_URL", "", "PostgreSQL URL (postgres://user:pass@host/db) of the job store, instead of SQLite in --data (task output stays in --data); one node per database for now")
+	str(&c.databaseURL, "database-url", "PRUNNER_DATABASE_URL", "", "PostgreSQL URL (postgres://user:pass@host/db) of the job store, instead of SQLite in --data (task output stays in --data)")
+	str(&c.nodeID, "node-id", "PRUNNER_NODE_ID", "", "this node's name in a cluster of nodes sharing the --database-url (unique per node; empty: the database is this node's alone)")
 	str(&c.address, "address", "PRUNNER_ADDRESS", "localhost:9009", "address to listen on")
 	str(&c.configFile, "config", "PRUNNER_CONFIG", ".prunner.yml", "config file with jwt_secret (created when missing)")
 	str(&c.jwtSecret, "jwt-secret", "PRUNNER_JWT_SECRET", "", "secret for HS256 tokens (at least 16 characters); overrides the config file")
@@ -113,6 +117,8 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	errs = append(errs, boolean(&c.metricsPublic, "metrics-public", "PRUNNER_METRICS_PUBLIC", "serve /metrics without a token (for a Prometheus on a trusted network)"))
 	errs = append(errs, boolean(&c.syncFull, "sync-full", "PRUNNER_SYNC_FULL", "fsync the store on every commit (SQLite synchronous=FULL): an acknowledged job survives a power loss too, not only a crash of the process"))
 	errs = append(errs, duration(&c.drainTimeout, "drain-timeout", "PRUNNER_DRAIN_TIMEOUT", 0, "after SIGINT, how long running jobs get to finish before they are canceled as on SIGTERM (0: no limit)"))
+	errs = append(errs, duration(&c.lease, "lease", "PRUNNER_LEASE", 20*time.Second, "with --node-id: how long the node's lease lasts without a heartbeat; a node silent for longer is lost and its running jobs fail"))
+	errs = append(errs, duration(&c.clusterPoll, "cluster-poll", "PRUNNER_CLUSTER_POLL", time.Second, "with --node-id: how often the node looks for waiting jobs and cancel requests besides the notifications of the other nodes"))
 	errs = append(errs, duration(&c.killGrace, "kill-grace", "PRUNNER_KILL_GRACE", 2*time.Second, "time a canceled task gets after SIGINT and again after SIGTERM before SIGKILL"))
 	for _, err := range errs {
 		if err != nil {
@@ -156,6 +162,15 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	}
 	if c.drainTimeout < 0 {
 		return nil, fmt.Errorf("--drain-timeout must not be negative (0: no limit)")
+	}
+	if c.nodeID != "" && c.databaseURL == "" {
+		return nil, fmt.Errorf("--node-id needs --database-url: the nodes of a cluster share one PostgreSQL database")
+	}
+	if c.lease < time.Second {
+		return nil, fmt.Errorf("--lease must be at least 1s")
+	}
+	if c.clusterPoll <= 0 {
+		return nil, fmt.Errorf("--cluster-poll must be greater than 0")
 	}
 	return c, nil
 }

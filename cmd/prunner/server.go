@@ -227,13 +227,16 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 	// The metrics observe the runner, so they exist first; their gauges read the runner.
 	m := metrics.New()
 	s.runner = runner.New(runner.Config{
-		Store:     st,
-		DataDir:   s.cfg.data,
-		WorkDir:   workDir,
-		Env:       taskEnv,
-		KillGrace: s.cfg.killGrace,
-		Logger:    s.log,
-		Observer:  m,
+		Store:        st,
+		DataDir:      s.cfg.data,
+		WorkDir:      workDir,
+		Env:          taskEnv,
+		KillGrace:    s.cfg.killGrace,
+		Logger:       s.log,
+		Observer:     m,
+		Node:         store.NodeInfo{ID: s.cfg.nodeID, Address: s.cfg.address, Version: version},
+		Lease:        s.cfg.lease,
+		PollInterval: s.cfg.clusterPoll,
 	})
 	s.sched = scheduler.New(scheduler.Config{Store: st, Firer: s.runner, Logger: s.log})
 	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner, s.sched)
@@ -241,11 +244,13 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 }
 
 // openStore opens the job store: PostgreSQL when --database-url is set, else the embedded SQLite
-// store in the data directory. Until several nodes are supported, a server holds its PostgreSQL
-// database exclusively.
+// store in the data directory. A server without --node-id holds its PostgreSQL database
+// exclusively; the nodes of a cluster share it.
 func openStore(ctx context.Context, cfg *config) (store.Store, error) {
 	if cfg.databaseURL != "" {
-		st, err := postgres.OpenWith(ctx, cfg.databaseURL, postgres.Options{Exclusive: true})
+		// Without a node ID the database is this server's alone: its start-up ends every running
+		// job of the database, so another server must not use it meanwhile.
+		st, err := postgres.OpenWith(ctx, cfg.databaseURL, postgres.Options{Exclusive: cfg.nodeID == ""})
 		if err != nil {
 			return nil, fmt.Errorf("--database-url %s: %w", redactURL(cfg.databaseURL), err)
 		}

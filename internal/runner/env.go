@@ -12,9 +12,14 @@ import (
 // can be found and killed on the next start.
 const JobIDEnv = "PRUNNER_JOB_ID"
 
+// NodeEnv carries the node's ID (runner Config.Node.ID) into the task processes of a node of a
+// cluster. It marks them, so that a node that restarts after it was lost (its jobs ended by
+// another node) still finds and kills the processes its previous run left.
+const NodeEnv = "PRUNNER_TASK_NODE"
+
 // taskEnv builds a task's environment, lowest to highest precedence: the server's base
 // environment (after the dotenv files), the pipeline's env, TASK_NAME, the task's env, and the
-// job ID marker.
+// job ID marker (and, on a node of a cluster, the node marker).
 func (r *Runner) taskEnv(p *pipeline.Definition, t pipeline.TaskDefinition, name, jobID string) []string {
 	env := make(map[string]string, len(r.cfg.Env)+len(p.Env)+len(t.Env)+2)
 	for _, kv := range r.cfg.Env {
@@ -30,6 +35,9 @@ func (r *Runner) taskEnv(p *pipeline.Definition, t pipeline.TaskDefinition, name
 		env[k] = v
 	}
 	env[JobIDEnv] = jobID
+	if r.cfg.Node.ID != "" {
+		env[NodeEnv] = r.cfg.Node.ID
+	}
 	list := make([]string, 0, len(env))
 	for k, v := range env {
 		list = append(list, k+"="+v)

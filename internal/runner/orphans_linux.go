@@ -13,12 +13,28 @@ import (
 // environment (/proc/<pid>/environ), which also covers grandchildren in other process groups.
 // Returns how many processes were signalled.
 func killOrphans(jobIDs []string) int {
-	if len(jobIDs) == 0 {
+	markers := make([]string, len(jobIDs))
+	for i, id := range jobIDs {
+		markers[i] = JobIDEnv + "=" + id
+	}
+	return killMarked(markers)
+}
+
+// killNodeOrphans kills the task processes that a previous run of the node left (see NodeEnv).
+// It is called before the node runs any job.
+func killNodeOrphans(nodeID string) int {
+	return killMarked([]string{NodeEnv + "=" + nodeID})
+}
+
+// killMarked kills the processes whose environment holds one of the "KEY=value" markers, with
+// their process groups, and returns how many it signalled.
+func killMarked(kvs []string) int {
+	if len(kvs) == 0 {
 		return 0
 	}
-	markers := make([][]byte, len(jobIDs))
-	for i, id := range jobIDs {
-		markers[i] = []byte(JobIDEnv + "=" + id)
+	markers := make([][]byte, len(kvs))
+	for i, kv := range kvs {
+		markers[i] = []byte(kv)
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {

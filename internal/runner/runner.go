@@ -213,6 +213,11 @@ func (r *Runner) Recover(ctx context.Context) error {
 		r.leaseGranted = granted
 		r.mu.Unlock()
 		recoverJobs = cl.RecoverNode
+		// The jobs of a run of this node that was lost were ended by another node, so the
+		// recovery below does not see them: their processes are found by the node's marker.
+		if killed := killNodeOrphans(r.cfg.Node.ID); killed > 0 {
+			r.log.Warn("killed task processes left by a previous run of this node", "node", r.cfg.Node.ID, "count", killed)
+		}
 	}
 	if running {
 		ids, err := recoverJobs(ctx, "the server stopped while this job was running (crash or kill -9); it was marked failed on restart", r.now())
