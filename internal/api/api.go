@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
 )
 
 // DefaultBodyLimit is the largest request body accepted when Config.BodyLimit is 0.
@@ -165,7 +166,7 @@ type errorBody struct {
 func errorHandler(logger *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status, msg := errorStatus(err)
-		if status >= fiber.StatusInternalServerError && !errors.Is(err, pipeline.ErrShuttingDown) {
+		if status >= fiber.StatusInternalServerError && !errors.Is(err, pipeline.ErrShuttingDown) && !errors.Is(err, store.ErrLeaseLost) {
 			logger.Error("request failed", "method", c.Method(), "path", c.Path(), "status", status, "error", err)
 		}
 		c.Response().ResetBody()
@@ -214,6 +215,10 @@ func errorStatus(err error) (status int, message string) {
 		return reqErr.status, reqErr.msg
 	case errors.Is(err, pipeline.ErrShuttingDown):
 		return fiber.StatusServiceUnavailable, "Server is shutting down"
+	case errors.Is(err, store.ErrLeaseLost):
+		// A node of a cluster that lost its lease on the database writes nothing until it has
+		// a new one: nothing was stored, and another node (or this one in a moment) can take it.
+		return fiber.StatusServiceUnavailable, "This node has lost its lease on the database and stores nothing until it has a new one: retry in a moment or through another node"
 	case errors.Is(err, pipeline.ErrScheduleNotFound):
 		return fiber.StatusNotFound, err.Error()
 	case errors.Is(err, pipeline.ErrScheduleExists), errors.Is(err, pipeline.ErrScheduleFromFile):

@@ -601,6 +601,7 @@ func TestErrorStatus(t *testing.T) {
 		{fmt.Errorf("x: %w", pipeline.ErrTaskNotFound), 404, "Task not found"},
 		{fmt.Errorf("x: %w", pipeline.ErrJobFinished), 409, "Job already finished"},
 		{fmt.Errorf("x: %w", pipeline.ErrShuttingDown), 503, "Server is shutting down"},
+		{fmt.Errorf("admit: %w", store.ErrLeaseLost), 503, "This node has lost its lease on the database and stores nothing until it has a new one: retry in a moment or through another node"},
 		{fiber.ErrRequestEntityTooLarge, 413, "Request Entity Too Large"},
 		{fiber.ErrNotFound, 404, "Not Found"},
 		{fiber.ErrMethodNotAllowed, 405, "Method Not Allowed"},
