@@ -108,10 +108,14 @@ func (f *follower) step(ctx context.Context, wake <-chan struct{}) bool {
 		if job.Status.Final() || t != nil && t.Status.Final() {
 			return f.finish(ctx)
 		}
-		if !here && t != nil && t.Status != pipeline.TaskWaiting || t != nil && t.Attempt > f.attempt.Number {
-			// Retried; or its record says it started but its job does not run here, so no
-			// writer will ever be created here (the job's final record failed to be written):
-			// waiting would never end, so the follow ends with what the store holds.
+		// A job that another node of the cluster runs is followed through what the task log
+		// store holds, read again at each recheck, until its record is final.
+		elsewhere := job.Node != "" && job.Node != f.r.cfg.Node.ID
+		if !here && !elsewhere && t != nil && t.Status != pipeline.TaskWaiting || t != nil && t.Attempt > f.attempt.Number {
+			// Retried; or its record says it started but its job does not run here (nor on
+			// another node), so no writer will ever be created for it (the job's final record
+			// failed to be written): waiting would never end, so the follow ends with what the
+			// store holds.
 			return f.finish(ctx)
 		}
 		recheck = recheckStore
