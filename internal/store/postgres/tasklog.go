@@ -513,3 +513,51 @@ func (i outputInfo) Mode() fs.FileMode  { return 0o644 }
 func (i outputInfo) ModTime() time.Time { return time.Time{} }
 func (i outputInfo) IsDir() bool        { return false }
 func (i outputInfo) Sys() any           { return nil }
+
+// ListenOutput calls fn with the job ID of every notification of committed output
+// (TaskLogOptions.Notify) sent by another node, until ctx ends; it returns ctx's error. It
+// listens on a connection of its own, replaced with backoff when it is lost (as Listen's): a
+// node passes its tasklog.Live's Wake, so that its followers of output written elsewhere read
+// it at once. Notifications lost while the connection is down cost the followers their poll
+// interval, nothing more.
+func (s *Store) ListenOutput(ctx context.Context, fn func(jobID string)) error {
+	wait := listenBackoffMin
+	for {
+		began := time.Now()
+		_ = s.listenOutputOnce(ctx, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(began) >= listenStable {
+			wait = listenBackoffMin
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, listenBackoffMax)
+	}
+}
+
+// listenOutputOnce listens on OutputChannel on a new connection until it fails or ctx ends.
+func (s *Store) listenOutputOnce(ctx context.Context, fn func(jobID string)) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("listen for output: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `LISTEN `+OutputChannel); err != nil {
+		return fmt.Errorf("listen for output: %w", err)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("listen for output: %w", err)
+		}
+		node, jobID, ok := ParseOutputPayload(n.Payload)
+		if ok && (node == "" || node != s.sender()) {
+			fn(jobID)
+		}
+	}
+}

@@ -337,3 +337,55 @@ func TestTaskLogNotifiesEachCommittedChunk(t *testing.T) {
 		t.Errorf("notification %q = node %q, job %q, %v; want job %s of the unregistered node", n.Payload, node, job, ok, a.JobID)
 	}
 }
+
+// TestTaskLogListenOutputWakesTheFollowersOfAnotherNode: a node that listens for output
+// notifications wakes its watchers of a job as soon as another node committed output of it.
+func TestTaskLogListenOutputWakesTheFollowersOfAnotherNode(t *testing.T) {
+	t.Parallel()
+	pgtest.Require(t)
+	url := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	writer := tasklog.NewLive(openTest(t, url).TaskLogs(TaskLogOptions{Notify: true, FlushInterval: time.Millisecond}))
+	readerStore := openTest(t, url)
+	reader := tasklog.NewLive(readerStore.TaskLogs(TaskLogOptions{}))
+	heard := make(chan string, 100)
+	listening := make(chan struct{})
+	go func() {
+		_ = readerStore.ListenOutput(ctx, func(jobID string) {
+			reader.Wake(jobID)
+			select {
+			case heard <- jobID:
+			default:
+			}
+		})
+		close(listening)
+	}()
+	a := tasklog.Attempt{JobID: uuid.NewString(), Task: "t", Number: 1}
+	o, e, err := writer.Create(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	defer o.Close()
+	// The listener may not be listening yet: write until it hears of the job.
+	changed, release := reader.Watch(a.JobID)
+	defer release()
+	for woken := false; !woken; {
+		if _, err := io.WriteString(o, "tick\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+			woken = true
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the other node's watcher was never woken by the output notifications")
+		}
+	}
+	if got := <-heard; got != a.JobID {
+		t.Errorf("heard of job %q, want %q", got, a.JobID)
+	}
+	cancel()
+	<-listening
+}
