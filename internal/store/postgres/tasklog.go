@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sort"
 	"sync"
 	"time"
 
@@ -36,8 +37,9 @@ import (
 // default) plus one commit's time of output for a task that writes slowly. Everything before
 // it is in the database.
 //
-// Reading. A reader reads one chunk at a time (one query for the chunk that holds an offset,
-// kept for the reads that follow), so reading a stream of any size holds one chunk in memory.
+// Reading. A reader fetches the chunks that hold the next 256 KiB (outputReadAhead) of a stream
+// with one query and keeps them for the reads that follow, so reading a stream of any size
+// holds at most that and one chunk in memory.
 // On the node that writes a stream, Open also serves the appender's unflushed part (copied at
 // Open, at most two batches), as tasklog.Backend requires; on another node, a stream being
 // written reads what was committed, which lags by at most the unflushed part.
@@ -365,8 +367,14 @@ func (w *outputAppender) snapshot() (stored int64, tail []byte) {
 	return w.stored, tail
 }
 
+// outputReadAhead is how much of a stream a reader fetches with one query when the bytes it is
+// asked for are not in the chunks it keeps (at least the chunk that holds them): sequential
+// reads in small pieces (io.Copy's) cost one round trip per outputReadAhead, and a reader keeps
+// at most that plus one chunk.
+const outputReadAhead = 256 << 10
+
 // outputReader reads a stream as it was at Open: [0, stored) from the chunks in the database,
-// then tail (the unflushed part on the writing node). It keeps the last chunk it read.
+// then tail (the unflushed part on the writing node). It keeps the chunks of its last query.
 type outputReader struct {
 	b      *TaskLogs
 	ctx    context.Context
@@ -377,9 +385,14 @@ type outputReader struct {
 	mu sync.Mutex
 	// pos is the offset of Read.
 	pos int64
-	// chunk is the last chunk read, at chunkOff.
-	chunk    []byte
-	chunkOff int64
+	// window holds the contiguous chunks of the last query, in order.
+	window []storedChunk
+}
+
+// storedChunk is one row of a stream.
+type storedChunk struct {
+	off  int64
+	data []byte
 }
 
 func (r *outputReader) size() int64 { return r.stored + int64(len(r.tail)) }
@@ -398,15 +411,14 @@ func (r *outputReader) ReadAt(p []byte, off int64) (int, error) {
 			n += copy(p[n:], r.tail[cur-r.stored:])
 			continue
 		}
-		if !r.cached(cur) {
-			m, err := r.readChunks(p[n:min(int64(len(p)), r.stored-off)], cur)
-			n += m
-			if err != nil {
+		data := r.kept(cur)
+		if data == nil {
+			if err := r.fetch(cur); err != nil {
 				return n, err
 			}
-			continue
+			data = r.kept(cur)
 		}
-		n += copy(p[n:], r.chunk[cur-r.chunkOff:min(int64(len(r.chunk)), r.stored-r.chunkOff)])
+		n += copy(p[n:], data[:min(int64(len(data)), r.stored-cur)])
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -414,46 +426,49 @@ func (r *outputReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// cached reports whether the kept chunk holds off.
-func (r *outputReader) cached(off int64) bool {
-	return off >= r.chunkOff && off < r.chunkOff+int64(len(r.chunk))
+// kept returns the kept bytes from off to the end of their chunk; nil when no kept chunk holds
+// off.
+func (r *outputReader) kept(off int64) []byte {
+	w := r.window
+	i := sort.Search(len(w), func(i int) bool { return w[i].off+int64(len(w[i].data)) > off })
+	if i == len(w) || w[i].off > off {
+		return nil
+	}
+	return w[i].data[off-w[i].off:]
 }
 
-// readChunks reads the stored bytes [off, off+len(p)) into p with one query, chunk by chunk,
-// and returns how many it read; the last chunk is kept for the reads that follow. A chunk
-// missing on the way (the stream was deleted while it was read) is an error once nothing more
-// can be read.
-func (r *outputReader) readChunks(p []byte, off int64) (int, error) {
+// fetch replaces the kept chunks with the ones that hold [off, off+outputReadAhead), read with
+// one query. A chunk missing at off (the stream was deleted while it was read) is an error;
+// the window ends at a gap after it.
+func (r *outputReader) fetch(off int64) error {
 	k := r.key
+	r.window = r.window[:0]
 	rows, err := r.b.s.pool.Query(r.ctx, outputChunksSQL, k.a.JobID, []byte(k.a.Task), k.a.Number, string(k.stream),
-		off, off+int64(len(p)))
+		off, min(off+outputReadAhead, r.stored))
 	if err != nil {
-		return 0, fmt.Errorf("read log of %s: %w", k.a, err)
+		return fmt.Errorf("read log of %s: %w", k.a, err)
 	}
 	defer rows.Close()
-	next := off // the offset up to which p is filled
-	var chunkOff int64
-	var chunk []byte
-	for next < off+int64(len(p)) && rows.Next() {
-		if err := rows.Scan(&chunkOff, &chunk); err != nil {
-			return int(next - off), fmt.Errorf("read log of %s: %w", k.a, err)
+	next := off // the offset up to which the window holds the stream
+	for rows.Next() {
+		var c storedChunk
+		if err := rows.Scan(&c.off, &c.data); err != nil {
+			return fmt.Errorf("read log of %s: %w", k.a, err)
 		}
-		if chunkOff > next || chunkOff+int64(len(chunk)) <= next {
+		if c.off > next || c.off+int64(len(c.data)) <= next {
 			break // a gap: not the contiguous stream it must be
 		}
-		copy(p[next-off:], chunk[next-chunkOff:])
-		next = min(chunkOff+int64(len(chunk)), off+int64(len(p)))
-		r.chunkOff, r.chunk = chunkOff, chunk
+		r.window = append(r.window, c)
+		next = c.off + int64(len(c.data))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return int(next - off), fmt.Errorf("read log of %s: %w", k.a, err)
+		return fmt.Errorf("read log of %s: %w", k.a, err)
 	}
-	if next == off {
-		r.chunk = nil
-		return 0, fmt.Errorf("read log of %s at offset %d: %w", k.a, off, io.ErrUnexpectedEOF)
+	if len(r.window) == 0 {
+		return fmt.Errorf("read log of %s at offset %d: %w", k.a, off, io.ErrUnexpectedEOF)
 	}
-	return int(next - off), nil
+	return nil
 }
 
 func (r *outputReader) Read(p []byte) (int, error) {
@@ -489,11 +504,11 @@ func (r *outputReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// Close releases the chunk it keeps; the reader holds no connection.
+// Close releases the chunks it keeps; the reader holds no connection.
 func (r *outputReader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.chunk = nil
+	r.window = nil
 	return nil
 }
 
