@@ -39,15 +39,17 @@ import (
 //
 // Reading. A reader fetches the chunks that hold the next 256 KiB (outputReadAhead) of a stream
 // with one query and keeps them for the reads that follow, so reading a stream of any size
-// holds at most that and one chunk in memory.
-// On the node that writes a stream, Open also serves the appender's unflushed part (copied at
+// holds at most that and one chunk in memory. On the node that writes a stream, Open also serves the appender's unflushed part (copied at
 // Open, at most two batches), as tasklog.Backend requires; on another node, a stream being
 // written reads what was committed, which lags by at most the unflushed part.
 //
 // Notifications. With Notify set, each committed chunk sends pg_notify on OutputChannel in its
 // statement, with the payload wakePayload(node, jobID) (see ParseOutputPayload), so that a
-// listener on another node can call tasklog.Live.Wake for the job and its followers read the
-// new output at once instead of at their next poll.
+// listener on another node (ListenOutput) can call tasklog.Live.Wake for the job and its
+// followers read the new output at once instead of at their next poll.
+//
+// Cleaning up. Nothing needs recovering: the chunks of a writer that died with its node are the
+// stream as far as it was stored, and DeleteJob (retention) deletes them with the job's others.
 type TaskLogs struct {
 	s    *Store
 	opts TaskLogOptions
