@@ -2,15 +2,20 @@ package postgres
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
+	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
 func benchStore(b *testing.B) *Store {
@@ -170,4 +175,61 @@ func BenchmarkOneTaskJobParallel(b *testing.B) {
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE status <> 'succeeded'`).Scan(&left); err != nil || left != 0 {
 		b.Errorf("%d jobs did not end (%v)", left, err)
 	}
+}
+
+// BenchmarkTaskLogs writes 50 MB of one task's stdout through one writer of tasklog.Live on the
+// PostgreSQL backend (default batches: 64 KiB or 200 ms), in a shell pipe's 32 KiB writes, until
+// Close returns (everything committed), and reads it back on another node (another store on the
+// database) with io.Copy. It reports the throughput of each: write-MB/s and read-MB/s.
+func BenchmarkTaskLogs(b *testing.B) {
+	const size = 50 << 20
+	url := pgtest.NewDatabase(b)
+	writer := tasklog.NewLive(benchStoreAt(b, url).TaskLogs(TaskLogOptions{}))
+	reader := tasklog.NewLive(benchStoreAt(b, url).TaskLogs(TaskLogOptions{}))
+	ctx := b.Context()
+	var writing, reading time.Duration
+	for b.Loop() {
+		a := tasklog.Attempt{JobID: uuid.NewString(), Task: "bench", Number: 1}
+		t0 := time.Now()
+		o, e, err := writer.Create(ctx, a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(o, &pattern{n: size}, make([]byte, 32<<10)); err != nil {
+			b.Fatal(err)
+		}
+		if err := errors.Join(o.Close(), e.Close()); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		r, err := reader.Open(ctx, a, pipeline.Stdout)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, r)
+		r.Close()
+		if err != nil || n != size {
+			b.Fatalf("read back %d bytes, %v; want %d", n, err, size)
+		}
+		writing += t1.Sub(t0)
+		reading += time.Since(t1)
+		b.StopTimer()
+		if err := writer.DeleteJob(ctx, a.JobID); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.SetBytes(size)
+	b.ReportMetric(float64(b.N)*size/(1<<20)/writing.Seconds(), "write-MB/s")
+	b.ReportMetric(float64(b.N)*size/(1<<20)/reading.Seconds(), "read-MB/s")
+}
+
+func benchStoreAt(b *testing.B, url string) *Store {
+	b.Helper()
+	s, err := Open(b.Context(), url)
+	if err != nil {
+		b.Fatalf("Open() error: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }
