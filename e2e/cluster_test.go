@@ -35,9 +35,10 @@ func newNode(t *testing.T, yml, url, id string) *server {
 }
 
 // TestClusterOfTwoNodes: two nodes on one PostgreSQL database are one cluster: jobs scheduled
-// through both run exactly once each within the pipeline's concurrency cluster-wide, a cancel
-// through the node that does not run the job ends it, and when a node dies (kill -9) with a
-// running job, the other node ends that job as failed ("node … lost") once the lease expired.
+// through both run exactly once each within the pipeline's concurrency cluster-wide; a task's
+// output is read through the node that does not run it; a cancel through that node ends the
+// job; and when a node dies (kill -9) with a running job, the other node ends that job as
+// failed ("node … lost") once the lease expired, and the task's output outlives the node.
 func TestClusterOfTwoNodes(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
@@ -96,6 +97,8 @@ func TestClusterOfTwoNodes(t *testing.T) {
 	// A cancel through b of a job that a admitted and runs.
 	long := a.schedule("long", nil)
 	waitLog(t, a, long, "wait", "started")
+	// Its output, written on a, is read through b too.
+	waitLog(t, b, long, "wait", "started")
 	if status, body := b.do("POST", "/job/cancel?id="+long, nil); status != 200 {
 		t.Fatalf("cancel through b: %d %s", status, body)
 	}
@@ -106,7 +109,8 @@ func TestClusterOfTwoNodes(t *testing.T) {
 
 	// a dies with a running job: b ends it once a's lease has expired.
 	orphan := a.schedule("long", nil)
-	waitLog(t, a, orphan, "wait", "started")
+	// Stored in the database once b reads it (a crash loses at most the last 200 ms of output).
+	waitLog(t, b, orphan, "wait", "started")
 	killed := time.Now()
 	a.kill9()
 	j := b.waitFinished(orphan)
@@ -118,6 +122,10 @@ func TestClusterOfTwoNodes(t *testing.T) {
 	}
 	if id := b.schedule("work", map[string]any{"n": "after"}); b.waitFinished(id).Status != "succeeded" {
 		t.Errorf("b does not run jobs after a died")
+	}
+	// What the dead node's task printed outlives it.
+	if out, _ := b.logs(orphan, "wait"); out != "started\n" {
+		t.Errorf("the dead node's task output through b: %q, want what it printed", out)
 	}
 
 	// a comes back: it kills the task process its lost run left (found by its node marker,

@@ -27,6 +27,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/scheduler"
 	"github.com/prunner-dev/prunner/internal/store/legacyimport"
 	"github.com/prunner-dev/prunner/internal/store/sqlite"
+	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
 // The runner is what the API and the dashboard need of it, without adapters: their interfaces
@@ -75,6 +76,8 @@ type server struct {
 	served chan error
 	// liveDone is closed when the HTTP shutdown starts: it ends the API's live log streams.
 	liveDone chan struct{}
+	// stopOutputListener ends the listener for other nodes' task output (nil when none runs).
+	stopOutputListener context.CancelFunc
 	// fingerprint is the definition files' fingerprint taken before they loaded (--watch).
 	fingerprint string
 }
@@ -223,6 +226,7 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		return err
 	}
 	s.st = st
+	logs := s.taskLogs(st)
 	workDir, _ := os.Getwd()
 	// The metrics observe the runner, so they exist first; their gauges read the runner.
 	m := metrics.New()
@@ -234,6 +238,7 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		KillGrace:    s.cfg.killGrace,
 		Logger:       s.log,
 		Observer:     m,
+		TaskLogs:     logs,
 		Node:         store.NodeInfo{ID: s.cfg.nodeID, Address: s.cfg.address, Version: version},
 		Lease:        s.cfg.lease,
 		PollInterval: s.cfg.clusterPoll,
@@ -261,6 +266,28 @@ func openStore(ctx context.Context, cfg *config) (store.Store, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.data, err)
 	}
 	return st, nil
+}
+
+// taskLogs returns where the output of tasks is kept: in the database with the PostgreSQL
+// store, so that every node reads it and it outlives the node that ran the task; nil (the
+// runner's default: files in the data directory) with SQLite. A node of a cluster also hears
+// when another node stores output, so that its followers read it at once.
+func (s *server) taskLogs(st store.Store) tasklog.Store {
+	pg, ok := st.(*postgres.Store)
+	if !ok {
+		return nil
+	}
+	live := tasklog.NewLive(pg.TaskLogs(postgres.TaskLogOptions{Notify: s.cfg.nodeID != ""}))
+	if s.cfg.nodeID != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopOutputListener = cancel
+		go func() {
+			if err := pg.ListenOutput(ctx, live.Wake); err != nil && ctx.Err() == nil {
+				s.log.Warn("listening for the task output of other nodes stopped; followers poll", "error", err)
+			}
+		}()
+	}
+	return live
 }
 
 // redactURL is a database URL for messages: without its password.
@@ -400,6 +427,9 @@ func (s *server) stopRunner(sig os.Signal, sigs <-chan os.Signal) {
 // closeStore closes the store and then unlocks the data directory, so that a next server can
 // only open a store that this one has closed.
 func (s *server) closeStore() {
+	if s.stopOutputListener != nil {
+		s.stopOutputListener()
+	}
 	if s.st != nil {
 		if err := s.st.Close(); err != nil {
 			s.log.Warn("close store", "error", err)
