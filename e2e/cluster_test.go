@@ -25,6 +25,9 @@ pipelines:
   long:
     tasks:
       wait: {script: ["echo started", "sleep 60"]}
+  ticker:
+    tasks:
+      tick: {script: ["for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done"]}
 `, filepath.Join(shared, "ran.txt"))
 }
 
@@ -92,6 +95,26 @@ func TestClusterOfTwoNodes(t *testing.T) {
 		if runs[fmt.Sprint(i)] != 1 {
 			t.Errorf("job %d's task ran %d times, want exactly once", i, runs[fmt.Sprint(i)])
 		}
+	}
+
+	// The live stream through b of a task that runs on a: every line, in order, then the end.
+	ticker := a.schedule("ticker", nil)
+	live := b.openLive(ticker, "tick", "")
+	var got strings.Builder
+	for {
+		ev, err := live.next()
+		if err != nil {
+			t.Fatalf("live stream through b: %v (so far %q)", err, got.String())
+		}
+		if ev.event == "end" {
+			break
+		}
+		if ev.event == "stdout" {
+			got.WriteString(ev.text(t))
+		}
+	}
+	if want := "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n"; got.String() != want {
+		t.Errorf("live stream through b: %q, want %q", got.String(), want)
 	}
 
 	// A cancel through b of a job that a admitted and runs.
