@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -12,10 +13,24 @@ import (
 // can be found and killed on the next start.
 const JobIDEnv = "PRUNNER_JOB_ID"
 
-// NodeEnv carries the node's ID (runner Config.Node.ID) into the task processes of a node of a
-// cluster. It marks them, so that a node that restarts after it was lost (its jobs ended by
-// another node) still finds and kills the processes its previous run left.
+// NodeEnv marks the task processes of a node of a cluster with the node's ID and its data
+// directory ("<id>@<dir>", see nodeMarker), so that a node that restarts after it was lost (its
+// jobs ended by another node) still finds and kills the processes its previous run left. The
+// directory keeps apart the nodes of different clusters on one machine that share an ID.
 const NodeEnv = "PRUNNER_TASK_NODE"
+
+// nodeMarker is the value of NodeEnv for this runner's tasks ("" when it is no node of a
+// cluster).
+func (r *Runner) nodeMarker() string {
+	if r.cfg.Node.ID == "" {
+		return ""
+	}
+	dir, err := filepath.Abs(r.cfg.DataDir)
+	if err != nil {
+		dir = r.cfg.DataDir
+	}
+	return r.cfg.Node.ID + "@" + dir
+}
 
 // taskEnv builds a task's environment, lowest to highest precedence: the server's base
 // environment (after the dotenv files), the pipeline's env, TASK_NAME, the task's env, and the
@@ -35,8 +50,8 @@ func (r *Runner) taskEnv(p *pipeline.Definition, t pipeline.TaskDefinition, name
 		env[k] = v
 	}
 	env[JobIDEnv] = jobID
-	if r.cfg.Node.ID != "" {
-		env[NodeEnv] = r.cfg.Node.ID
+	if m := r.nodeMarker(); m != "" {
+		env[NodeEnv] = m
 	}
 	list := make([]string, 0, len(env))
 	for k, v := range env {

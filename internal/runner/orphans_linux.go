@@ -20,10 +20,10 @@ func killOrphans(jobIDs []string) int {
 	return killMarked(markers)
 }
 
-// killNodeOrphans kills the task processes that a previous run of the node left (see NodeEnv).
-// It is called before the node runs any job.
-func killNodeOrphans(nodeID string) int {
-	return killMarked([]string{NodeEnv + "=" + nodeID})
+// killNodeOrphans kills the task processes that a previous run of the node left: those marked
+// with the node's marker (see NodeEnv). It is called before the node runs any job.
+func killNodeOrphans(marker string) int {
+	return killMarked([]string{NodeEnv + "=" + marker})
 }
 
 // killMarked kills the processes whose environment holds one of the "KEY=value" markers, with

@@ -6,4 +6,4 @@ package runner
 func killOrphans(jobIDs []string) int { return 0 }
 
 // killNodeOrphans is only implemented on Linux, where /proc tells a process's environment.
-func killNodeOrphans(nodeID string) int { return 0 }
+func killNodeOrphans(marker string) int { return 0 }

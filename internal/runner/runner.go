@@ -215,7 +215,7 @@ func (r *Runner) Recover(ctx context.Context) error {
 		recoverJobs = cl.RecoverNode
 		// The jobs of a run of this node that was lost were ended by another node, so the
 		// recovery below does not see them: their processes are found by the node's marker.
-		if killed := killNodeOrphans(r.cfg.Node.ID); killed > 0 {
+		if killed := killNodeOrphans(r.nodeMarker()); killed > 0 {
 			r.log.Warn("killed task processes left by a previous run of this node", "node", r.cfg.Node.ID, "count", killed)
 		}
 	}

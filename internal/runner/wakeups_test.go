@@ -185,7 +185,7 @@ func testCancelThroughAnotherNode(t *testing.T, o nodeOptions) {
 	}
 	j := waitJob(t, a, id, "canceled", func(j *pipeline.Job) bool { return j.Status.Final() })
 	if j.Status != pipeline.JobCanceled || j.Node != "b" {
-		t.Errorf("job status %q on node %q, want %q on b", j.Status, j.Node, pipeline.JobCanceled)
+		t.Errorf("job status %q on node %q (%q), want %q on b", j.Status, j.Node, j.LastError, pipeline.JobCanceled)
 	}
 	waitFor(t, "the task's process to end", func() bool { return !alive(pid) })
 	if d := time.Since(requested); d > time.Second {
