@@ -97,6 +97,30 @@ func TestClusterOfTwoNodes(t *testing.T) {
 		}
 	}
 
+	// Every node lists both nodes, and a job names the node that ran it.
+	status, body := b.do("GET", "/nodes", nil)
+	var nodes struct {
+		Nodes []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"nodes"`
+	}
+	if status != 200 || json.Unmarshal(body, &nodes) != nil || len(nodes.Nodes) != 2 {
+		t.Errorf("GET /nodes through b: %d %s, want the two nodes", status, body)
+	}
+	for _, n := range nodes.Nodes {
+		if n.State != "alive" {
+			t.Errorf("node %s is %s, want alive", n.ID, n.State)
+		}
+	}
+	_, body = a.do("GET", "/job/detail?id="+ids[0], nil)
+	var detail struct {
+		Node string `json:"node"`
+	}
+	if json.Unmarshal(body, &detail) != nil || (detail.Node != "a" && detail.Node != "b") {
+		t.Errorf("job detail names node %q, want a or b: %s", detail.Node, body)
+	}
+
 	// The live stream through b of a task that runs on a: every line, in order, then the end.
 	ticker := a.schedule("ticker", nil)
 	live := b.openLive(ticker, "tick", "")

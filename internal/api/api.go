@@ -108,6 +108,9 @@ func New(cfg Config, r Runner) *fiber.App {
 	if cfg.Schedules != nil {
 		registerSchedules(app, cfg.Schedules, authn)
 	}
+	if n, ok := r.(Nodes); ok {
+		registerNodes(app, n, authn)
+	}
 	registerOps(app, cfg, authn)
 	if cfg.EnableProfiling {
 		registerPprof(app, authn)

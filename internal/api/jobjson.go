@@ -78,6 +78,10 @@ func appendJobJSON(b []byte, j *pipeline.Job) ([]byte, error) {
 		b = append(b, `,"scheduledFor":`...)
 		b = appendJSONTime(b, *j.ScheduledFor)
 	}
+	if j.Node != "" {
+		b = append(b, `,"node":`...)
+		b = appendJSONString(b, j.Node)
+	}
 	return append(b, '}'), nil
 }
 

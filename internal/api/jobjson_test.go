@@ -35,7 +35,7 @@ func jobJSONCases() []*pipeline.Job {
 			}},
 		{ID: "e", Pipeline: "p", Status: pipeline.JobReplaced, Created: t0, End: &t1, ReplacedBy: "f"},
 		{ID: "s", Pipeline: "nightly", Status: pipeline.JobQueued, Created: t0, User: "schedule:nightly/full",
-			Schedule: "nightly/full", ScheduledFor: &t1},
+			Schedule: "nightly/full", ScheduledFor: &t1, Node: "node-\"b\""},
 		{ID: "s2", Pipeline: "nightly", Status: pipeline.JobQueued, Created: t0, Schedule: "nightly/<full>&"},
 		{ID: "g", Pipeline: "p", Status: pipeline.JobCanceled, Created: t0, Start: &t0, End: &t1, LastError: "canceled"},
 		{ID: "h", Variables: map[string]any{"z": "last", "a": json.Number("-1.5e+10"), "m": json.Number("0"), "f": 1.5,

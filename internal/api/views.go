@@ -71,6 +71,8 @@ type jobView struct {
 	// job stands for (both absent for a job started otherwise).
 	Schedule     string    `json:"schedule,omitempty"`
 	ScheduledFor *jsonTime `json:"scheduledFor,omitempty"`
+	// Node is the node of a cluster that runs or ran the job (absent without a cluster).
+	Node string `json:"node,omitempty"`
 	// Wait is set in the job detail of a queued job.
 	Wait *waitView `json:"wait,omitempty"`
 }
@@ -158,6 +160,7 @@ func newJobView(j *pipeline.Job) jobView {
 		ReplacedBy:     j.ReplacedBy,
 		Schedule:       j.Schedule,
 		ScheduledFor:   optionalTime(j.ScheduledFor),
+		Node:           j.Node,
 	}
 }
 

@@ -36,6 +36,16 @@ func (r *Runner) cluster() store.Cluster {
 	return nil
 }
 
+// Nodes lists the nodes of the cluster this runner is a node of, as the store has them; none
+// for a runner that is no node of a cluster.
+func (r *Runner) Nodes(ctx context.Context) ([]store.Node, error) {
+	cl := r.cluster()
+	if cl == nil {
+		return []store.Node{}, nil
+	}
+	return cl.Nodes(ctx)
+}
+
 // lease returns the configured lease length.
 func (r *Runner) lease() time.Duration {
 	if r.cfg.Lease > 0 {
