@@ -467,6 +467,10 @@ func newApp(cfg *config, secret []byte, log *slog.Logger, m *metrics.Metrics, li
 		MetricsPublic:   cfg.metricsPublic,
 		Schedules:       sched,
 	}, r)
-	dash := dashboard.Register(app, dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log, Schedules: sched}, r)
+	dcfg := dashboard.Config{Secret: secret, BasePath: cfg.basePath, Logger: log, Schedules: sched}
+	if cfg.nodeID != "" {
+		dcfg.Nodes = r
+	}
+	dash := dashboard.Register(app, dcfg, r)
 	return app, dash
 }

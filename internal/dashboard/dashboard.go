@@ -51,6 +51,11 @@ type Runner interface {
 	WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo, error)
 }
 
+// Nodes is what the Nodes page needs: the nodes of the cluster (*runner.Runner implements it).
+type Nodes interface {
+	Nodes(ctx context.Context) ([]store.Node, error)
+}
+
 // Schedules is what the dashboard needs of the scheduler (issue 11); *scheduler.Scheduler
 // implements it (it is a part of api.Schedules). Errors: pipeline.ErrScheduleNotFound,
 // ErrScheduleExists, ErrScheduleFromFile, ErrInvalidSchedule, ErrUnknownPipeline, each with a
@@ -91,6 +96,8 @@ type Config struct {
 	MaxLogLines int
 	// TailBytes is how much of a stream's end a job page shows at first (default 256 KiB).
 	TailBytes int64
+	// Nodes adds the Nodes page (the server is a node of a cluster); nil: it is none.
+	Nodes Nodes
 	// Schedules adds the schedules pages (and the pipelines' next runs); nil: the server has
 	// no scheduler, and there are none.
 	Schedules Schedules
@@ -213,6 +220,9 @@ func (d *Dashboard) routes(ui fiber.Router) {
 	ui.Post("/pipelines/:name/start", d.sameOrigin, d.auth, d.startJob)
 	if d.cfg.Schedules != nil {
 		d.scheduleRoutes(ui)
+	}
+	if d.cfg.Nodes != nil {
+		ui.Get("/nodes", d.auth, d.nodesPage)
 	}
 	ui.All("/*", d.auth, d.notFound)
 }

@@ -14,7 +14,7 @@ import (
 
 // layout builds the frame of a page for the request's session.
 func (d *Dashboard) layout(c *fiber.Ctx, title, nav string) view.Layout {
-	l := view.Layout{Title: title, Paths: d.paths, Nav: nav, CSRF: d.csrfToken(c), Assets: d.assets, Schedules: d.cfg.Schedules != nil}
+	l := view.Layout{Title: title, Paths: d.paths, Nav: nav, CSRF: d.csrfToken(c), Assets: d.assets, Schedules: d.cfg.Schedules != nil, Nodes: d.cfg.Nodes != nil}
 	if s := sessionFrom(c); s != nil {
 		l.SignedIn, l.User, l.ViaHeader = true, s.User, s.ViaHeader
 	}

@@ -131,6 +131,9 @@ func (p Paths) Static(name, version string) string {
 }
 
 // Schedules is the schedules page, of one pipeline when pipeline is not "".
+// Nodes is the page of the cluster's nodes.
+func (p Paths) Nodes() string { return p.ui() + "/nodes" }
+
 func (p Paths) Schedules(pipeline string) string {
 	if pipeline == "" {
 		return p.ui() + "/schedules"

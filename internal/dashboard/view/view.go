@@ -8,7 +8,7 @@ package view
 type Layout struct {
 	Title string
 	Paths Paths
-	// Nav names the active navigation entry: "pipelines", "jobs", "schedules" or "".
+	// Nav names the active navigation entry: "pipelines", "jobs", "schedules", "nodes" or "".
 	Nav string
 	// User is the signed-in user (the token's sub claim; may be empty).
 	User     string
@@ -21,6 +21,8 @@ type Layout struct {
 	Assets Assets
 	// Schedules shows the Schedules navigation entry (the server has a scheduler).
 	Schedules bool
+	// Nodes shows the Nodes navigation entry (the server is a node of a cluster).
+	Nodes bool
 }
 
 // Assets are the versioned URLs of the static files.
