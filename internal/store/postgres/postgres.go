@@ -55,10 +55,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,42 +161,9 @@ func (s *Store) Close() error {
 // nodes on one database take turns, so each migration is applied once.
 const migrationLockKey int64 = 0x7072756e6e6572 // "prunner"
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order. File names must start with the
-// version number followed by an underscore; versions must be 1, 2, 3, … without gaps.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		if !ok {
-			return nil, fmt.Errorf("migration %s: name must be <version>_<name>.sql", e.Name())
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
-		}
-		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d", m.name, m.version, i+1)
-		}
-	}
-	return ms, nil
+// migrations returns the embedded migrations in version order (see store.LoadMigrations).
+func migrations() ([]store.Migration, error) {
+	return store.LoadMigrations(migrationFiles, "migrations")
 }
 
 // migrate applies the migrations newer than the database's schema version, on one connection
@@ -256,19 +219,19 @@ func schemaVersion(ctx context.Context, conn *pgxpool.Conn, latest int) (int, er
 }
 
 // applyMigration runs one migration and records its version in one transaction.
-func applyMigration(ctx context.Context, conn *pgxpool.Conn, m migration) error {
+func applyMigration(ctx context.Context, conn *pgxpool.Conn, m store.Migration) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM prunner_schema`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO prunner_schema (version) VALUES ($1)`, m.version)
+		_, err := tx.Exec(ctx, `INSERT INTO prunner_schema (version) VALUES ($1)`, m.Version)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("migrate: %s: %w", m.name, err)
+		return fmt.Errorf("migrate: %s: %w", m.Name, err)
 	}
 	return nil
 }

@@ -470,7 +470,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	for _, q := range []string{
-		ms[0].sql,
+		ms[0].SQL,
 		"PRAGMA user_version = 1",
 		"INSERT INTO jobs (seq, id, pipeline, status, created_at) VALUES (1, 'old', 'p', 'succeeded', 1000)",
 		"INSERT INTO tasks (job_seq, position, name, status, exit_code) VALUES (1, 0, 'build', 'done', 0)",
