@@ -92,7 +92,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	str(&c.path, "path", "PRUNNER_PATH", ".", "directory to search for pipeline files")
 	str(&c.pattern, "pattern", "PRUNNER_PATTERN", "**/pipelines.{yml,yaml}", "pattern of pipeline files below --path")
 	str(&c.data, "data", "PRUNNER_DATA", ".prunner", "data directory (job store, task output)")
-	str(&c.databaseURL, "database-url", "PRUNNER_DATABASE_URL", "", "PostgreSQL URL (postgres://user:pass@host/db) of the job store, instead of SQLite in --data (task output stays in --data)")
+	str(&c.databaseURL, "database-url", "PRUNNER_DATABASE_URL", "", "PostgreSQL URL (postgres://user:pass@host/db) of the job store and task output, instead of SQLite and files in --data")
 	str(&c.nodeID, "node-id", "PRUNNER_NODE_ID", "", "this node's name in a cluster of nodes sharing the --database-url (unique per node; empty: the database is this node's alone)")
 	str(&c.address, "address", "PRUNNER_ADDRESS", "localhost:9009", "address to listen on")
 	str(&c.configFile, "config", "PRUNNER_CONFIG", ".prunner.yml", "config file with jwt_secret (created when missing)")
