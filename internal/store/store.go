@@ -197,6 +197,10 @@ type AdmitParams struct {
 	IdempotencyKey string
 	// Firing, when not nil, makes this the firing of a schedule (see Firing).
 	Firing *Firing
+	// NoStart stores the job queued even when admission would start it (the decision's
+	// replacements still apply): the node that admits it has no room for another job (its
+	// --max-jobs), so a claim, here or on another node, starts it later.
+	NoStart bool
 }
 
 // AdmitResult is what Store.Admit decided.
@@ -221,6 +225,19 @@ type ClaimParams struct {
 	Pipeline    string
 	Concurrency int
 	Now         time.Time
+	// Limit is the most jobs the claim starts, whatever the pipeline's concurrency allows (the
+	// first ones of the wait list that may start): the room left on the claiming node (its
+	// --max-jobs). 0: no limit.
+	Limit int
+}
+
+// LimitClaim returns the first limit of the jobs a claim may start (all of them when limit is
+// 0): what ClaimParams.Limit asks of a backend.
+func LimitClaim(ids []string, limit int) []string {
+	if limit > 0 && len(ids) > limit {
+		return ids[:limit]
+	}
+	return ids
 }
 
 // ClaimResult is what Store.Claim started.
