@@ -242,6 +242,7 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		Node:         store.NodeInfo{ID: s.cfg.nodeID, Address: s.cfg.address, Version: version},
 		Lease:        s.cfg.lease,
 		PollInterval: s.cfg.clusterPoll,
+		MaxJobs:      s.cfg.maxJobs,
 	})
 	s.sched = scheduler.New(scheduler.Config{Store: st, Firer: s.runner, Logger: s.log})
 	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner, s.sched)

@@ -59,6 +59,9 @@ type Config struct {
 	// besides the wake-ups it gets from other nodes (default DefaultPollInterval; see
 	// wakeups.go): the most a lost wake-up costs.
 	PollInterval time.Duration
+	// MaxJobs is the most jobs this runner (node) runs at once, over all pipelines; 0: no
+	// limit. Jobs beyond it wait, for a node with room (see slots.go).
+	MaxJobs int
 }
 
 // Causes of a job's cancellation, checked with context.Cause.
@@ -89,6 +92,10 @@ type Runner struct {
 	// claiming and claimAgain coalesce concurrent claims per pipeline (see claim).
 	claiming   map[string]bool
 	claimAgain map[string]bool
+	// reserved is the room of MaxJobs held by claims and admissions in flight; starved is set
+	// when a claim found no room (see slots.go).
+	reserved int
+	starved  bool
 	// timers wake a pipeline's wait list when a start delay elapses.
 	timers map[string]*time.Timer
 	// idle is closed and replaced whenever a running job ends, for Drain.
@@ -137,6 +144,7 @@ func New(cfg Config) *Runner {
 	if cfg.TaskLogs == nil {
 		cfg.TaskLogs = tasklog.NewFiles(filepath.Join(cfg.DataDir, "logs"))
 	}
+	cfg.Node.MaxJobs = cfg.MaxJobs
 	r := &Runner{
 		cfg:           cfg,
 		st:            cfg.Store,
@@ -327,7 +335,10 @@ func (r *Runner) admit(ctx context.Context, req pipeline.ScheduleRequest, f *sto
 	}
 	now := r.now()
 	job := newJob(def, req, now, f)
-	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey, Firing: f})
+	// Room for the job on this node, held until it runs (see slots.go); without room it waits.
+	slots, room := r.takeSlots(1)
+	defer r.releaseSlots(slots)
+	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey, Firing: f, NoStart: !room})
 	if err != nil {
 		r.observeRejection(def.Name, err)
 		return "", res, err
@@ -394,7 +405,8 @@ func (r *Runner) admitted(job *pipeline.Job, res store.AdmitResult, now time.Tim
 		r.launch(job)
 		return
 	}
-	if job.Definition.InterruptRunning {
+	if job.Definition.InterruptRunning && !res.Held {
+		// A held job waits for room on a node, not for its pipeline: nothing to interrupt.
 		r.interruptFor(job)
 	}
 	if !job.StartAfter.IsZero() {
@@ -574,16 +586,23 @@ func (r *Runner) launch(job *pipeline.Job) {
 	}
 	go func() {
 		jr.run()
+		if jr.next != nil {
+			// The job's end already claimed the freed slot; what it started must run. It is
+			// registered before this job leaves: it took this job's slot (see endClaimParams).
+			r.startClaimed(job.Pipeline, *jr.next)
+		}
 		r.mu.Lock()
 		delete(r.running, job.ID)
 		close(r.idle)
 		r.idle = make(chan struct{})
 		closing := r.closing
 		r.mu.Unlock()
-		if jr.next != nil {
-			// The job's end already claimed the freed slot; what it started must run.
-			r.startClaimed(job.Pipeline, *jr.next)
-		} else if !closing {
+		switch {
+		case closing:
+		case r.cfg.MaxJobs > 0:
+			// A slot of the node is free: the job that waits for it may be of any pipeline.
+			r.claimQueued()
+		case jr.next == nil:
 			r.claim(job.Pipeline)
 		}
 		if !closing {
@@ -625,6 +644,8 @@ func (r *Runner) claimOnce(name string) {
 	if !ok {
 		return
 	}
+	// The reservation is given back once what the claim started is registered.
+	defer r.releaseSlots(p.Limit)
 	res, err := r.st.Claim(context.Background(), p)
 	if err != nil {
 		r.log.Error("claim waiting jobs", "pipeline", name, "error", err)
@@ -633,15 +654,38 @@ func (r *Runner) claimOnce(name string) {
 	r.startClaimed(name, res)
 }
 
-// claimParams returns the parameters of a claim of the pipeline's waiting jobs now; false when
-// the runner is closing and starts nothing.
+// claimParams returns the parameters of a claim of the pipeline's waiting jobs now, with the
+// room of the node reserved as its limit (the caller releases it: releaseSlots(Limit)); false
+// when the runner is closing or the node has no room, and starts nothing.
 func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
 		return store.ClaimParams{}, false
 	}
-	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}, true
+	limit, room := r.takeSlotsLocked(0)
+	if !room {
+		r.starved = true
+		return store.ClaimParams{}, false
+	}
+	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now(), Limit: limit}, true
+}
+
+// endClaimParams returns the parameters of the claim in the transaction that ends a job of the
+// pipeline (see persistEnd); false when the runner is closing. With MaxJobs it starts at most
+// one job, in the ending job's own slot: the job stays registered until what the claim
+// started is (see launch), so no reservation is needed.
+func (r *Runner) endClaimParams(name string) (store.ClaimParams, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return store.ClaimParams{}, false
+	}
+	p := store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}
+	if r.cfg.MaxJobs > 0 {
+		p.Limit = 1
+	}
+	return p, true
 }
 
 // concurrencyLocked returns how many jobs of the pipeline may run at once: the loaded

@@ -207,6 +207,9 @@ type AdmitParams struct {
 type AdmitResult struct {
 	// Started is true when the job was stored as running: the caller must run it.
 	Started bool
+	// Held is true when admission would have started the job and AdmitParams.NoStart kept it
+	// queued: it waits for room on a node, not for its pipeline.
+	Held bool
 	// Replaced lists the IDs of waiting jobs that ended as replaced.
 	Replaced []string
 	// ExistingID and ExistingPipeline name the job that already had the request's idempotency

@@ -205,7 +205,7 @@ func (s *Store) admit(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc e
 	if err := s.insertAdmitted(ctx, tx, p, enc, start); err != nil {
 		return err
 	}
-	res.Started = start
+	res.Started, res.Held = start, decision.Start && !start
 	return nil
 }
 

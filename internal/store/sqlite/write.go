@@ -102,7 +102,7 @@ func (s *Store) admit(ctx context.Context, p store.AdmitParams, enc encodedJob, 
 	if err := s.insertAdmitted(ctx, p, enc, start); err != nil {
 		return err
 	}
-	res.Started = start
+	res.Started, res.Held = start, decision.Start && !start
 	return nil
 }
 

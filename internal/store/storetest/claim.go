@@ -158,15 +158,17 @@ func testAdmitNoStart(t *testing.T, open func(t *testing.T) store.Store) {
 	if err != nil {
 		t.Fatalf("Admit(NoStart) error: %v", err)
 	}
-	if res.Started {
-		t.Fatalf("Admit(NoStart) Started = true, want false")
+	if res.Started || !res.Held {
+		t.Fatalf("Admit(NoStart) Started = %v, Held = %v; want false, true", res.Started, res.Held)
 	}
 	f.wantStatus("j1", pipeline.JobQueued)
 	if got := f.job("j1").Start; got != nil {
 		t.Errorf("job j1 Start = %v, want nil", got)
 	}
-	// The next job waits behind it, as behind any waiting job.
-	f.admitQueued(d, at(1), "j2")
+	// The next job waits behind it, as behind any waiting job: for its pipeline, not held.
+	if res := f.admit(d, newJob(d, "j2", at(1)), at(1)); res.Started || res.Held {
+		t.Fatalf("Admit(j2) Started = %v, Held = %v; want false, false", res.Started, res.Held)
+	}
 	f.wantState("p", 0, "j1", "j2")
 	if got := jobIDs(f.claim(d, at(2)).Started); !slices.Equal(got, []string{"j1", "j2"}) {
 		t.Fatalf("Claim() started %v, want [j1 j2]", got)

@@ -1,0 +1,122 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// A runner with Config.MaxJobs runs at most that many jobs at once, over all pipelines. What
+// it starts is bounded where it is decided, in the store: a claim asks for at most the room
+// left (store.ClaimParams.Limit), and an admission on a full node stores the job queued
+// (store.AdmitParams.NoStart), for a later claim here or on a node of the cluster with room
+// (the store wakes the other nodes when it stores a queued job).
+//
+// Claims and admissions run concurrently, so the room is reserved before the store is asked
+// (r.reserved) and given back once what it started is registered in r.running; counting both
+// never lets the jobs exceed the limit. The end of a job claims at most one job in its
+// transaction (its own slot, which it holds until what it started is registered; see
+// endClaimParams); then the runner looks at every pipeline with waiting jobs (claimQueued),
+// since the job that waits for the freed slot may be of any pipeline.
+
+// takeSlotsLocked reserves room for up to want jobs (0: all the room left) and returns how much
+// it reserved, which is the limit of a claim: 0 without a limit (MaxJobs 0, nothing reserved).
+// ok is false when the node has no room. The caller holds r.mu.
+func (r *Runner) takeSlotsLocked(want int) (n int, ok bool) {
+	if r.cfg.MaxJobs <= 0 {
+		return 0, true
+	}
+	free := r.cfg.MaxJobs - len(r.running) - r.reserved
+	if free <= 0 {
+		return 0, false
+	}
+	if want > 0 {
+		free = min(free, want)
+	}
+	r.reserved += free
+	return free, true
+}
+
+// takeSlots is takeSlotsLocked for a caller that does not hold r.mu.
+func (r *Runner) takeSlots(want int) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.takeSlotsLocked(want)
+}
+
+// releaseSlots gives back a reservation of n once the jobs started with it are registered.
+// When a claim found no room meanwhile (r.starved) and there is room now, the waiting jobs of
+// every pipeline are looked at again: nothing else would, until a job ends.
+func (r *Runner) releaseSlots(n int) {
+	if n == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.reserved -= n
+	again := r.starved && !r.closing && r.cfg.MaxJobs-len(r.running)-r.reserved > 0
+	if again {
+		r.starved = false
+	}
+	r.mu.Unlock()
+	if again {
+		go r.claimQueued()
+	}
+}
+
+// claimQueued claims every loaded pipeline that has waiting jobs (a slot of the node freed up:
+// the job that waits for it may be of any pipeline).
+func (r *Runner) claimQueued() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.pollInterval())
+	defer cancel()
+	r.mu.Lock()
+	r.starved = false
+	r.mu.Unlock()
+	names, err := r.st.QueuedPipelines(ctx)
+	if err != nil {
+		r.log.Error("look for waiting jobs", "error", err)
+		return
+	}
+	for _, name := range names {
+		if r.defs.Load().Get(name) != nil {
+			r.claim(name)
+		}
+	}
+}
+
+// noRoomReason says why a job that its pipeline would let start waits for room on a node: ""
+// when some node has room (or there is no limit), so that it waits for nothing else.
+func (r *Runner) noRoomReason(ctx context.Context) string {
+	if cl := r.cluster(); cl != nil {
+		nodes, err := cl.Nodes(ctx)
+		if err != nil {
+			return ""
+		}
+		return clusterFullReason(nodes)
+	}
+	running := r.Running()
+	if r.cfg.MaxJobs > 0 && running >= r.cfg.MaxJobs {
+		return fmt.Sprintf("this node runs its --max-jobs (%d/%d)", running, r.cfg.MaxJobs)
+	}
+	return ""
+}
+
+// clusterFullReason is noRoomReason for the nodes of a cluster: only when every alive node
+// runs its --max-jobs does the job wait for room.
+func clusterFullReason(nodes []store.Node) string {
+	var full []string
+	for _, n := range nodes {
+		if n.State != store.NodeAlive {
+			continue
+		}
+		if n.MaxJobs <= 0 || n.Running < n.MaxJobs {
+			return ""
+		}
+		full = append(full, fmt.Sprintf("%s %d/%d", n.ID, n.Running, n.MaxJobs))
+	}
+	if len(full) == 0 {
+		return ""
+	}
+	return "every node runs its --max-jobs (" + strings.Join(full, ", ") + ")"
+}

@@ -1,0 +1,136 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// heldPipelines: jobs of two pipelines that run until the test releases them by file.
+const heldPipelines = `pipelines:
+  a:
+    concurrency: 5
+    tasks:
+      t: {script: ["touch ran-{{ .__jobID }}", "while [ ! -e release-{{ .__jobID }} ]; do sleep 0.02; done"]}
+  b:
+    concurrency: 5
+    tasks:
+      t: {script: ["touch ran-{{ .__jobID }}", "while [ ! -e release-{{ .__jobID }} ]; do sleep 0.02; done"]}
+`
+
+// release lets job id end.
+func release(t *testing.T, dir, id string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "release-"+id), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// watchRunning samples how many jobs the store has running until stop is closed and keeps the
+// most it saw.
+func watchRunning(r *Runner, stop <-chan struct{}, most *atomic.Int64, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		states, err := r.st.PipelineStates(context.Background())
+		if err == nil {
+			n := 0
+			for _, s := range states {
+				n += s.Running
+			}
+			if int64(n) > most.Load() {
+				most.Store(int64(n))
+			}
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+	}
+}
+
+// TestMaxJobsBoundsTheJobsOfANode: a runner with MaxJobs 2 runs at most two jobs of any
+// pipelines at once; a job beyond them waits, saying why, and starts when a job of another
+// pipeline ends.
+func TestMaxJobsBoundsTheJobsOfANode(t *testing.T) {
+	r, dir := startRunnerWith(t, heldPipelines, func(st store.Store) store.Store { return st },
+		func(c *Config) { c.MaxJobs = 2 })
+	var (
+		most atomic.Int64
+		wg   sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	wg.Add(1)
+	go watchRunning(r, stop, &most, &wg)
+
+	a1, a2 := schedule(t, r, "a"), schedule(t, r, "a")
+	b1 := schedule(t, r, "b")
+	running := func(j *pipeline.Job) bool { return j.Status == pipeline.JobRunning }
+	waitJob(t, r, a1, "running", running)
+	waitJob(t, r, a2, "running", running)
+	if j, err := r.Job(t.Context(), b1); err != nil || j.Status != pipeline.JobQueued {
+		t.Fatalf("job b1 = %+v, %v; want queued while a1 and a2 run", j, err)
+	}
+	info, err := r.WaitInfo(t.Context(), b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "this node runs its --max-jobs (2/2)"; info == nil || info.Reason != want {
+		t.Errorf("WaitInfo(b1) = %+v, want reason %q", info, want)
+	}
+
+	// A job of pipeline a ends: the waiting job of pipeline b takes its slot.
+	release(t, dir, a1)
+	waitJob(t, r, b1, "running", running)
+
+	// Many jobs at once, of both pipelines, through admissions and claims racing each other.
+	var ids []string
+	var mu sync.Mutex
+	var sched sync.WaitGroup
+	for i := range 8 {
+		sched.Add(1)
+		go func() {
+			defer sched.Done()
+			id := schedule(t, r, []string{"a", "b"}[i%2])
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+		}()
+	}
+	sched.Wait()
+	// Release each job once it runs, in whatever order they start, until all have ended.
+	released := map[string]bool{a1: true}
+	waitFor(t, "every job to end", func() bool {
+		ended := 0
+		for _, id := range append([]string{a2, b1}, ids...) {
+			j, err := r.Job(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Status == pipeline.JobRunning && !released[id] {
+				release(t, dir, id)
+				released[id] = true
+			}
+			if j.End != nil {
+				ended++
+			}
+		}
+		return ended == len(ids)+2
+	})
+	for _, id := range append([]string{a1, a2, b1}, ids...) {
+		if j := waitDone(t, r, id); j.Status != pipeline.JobSucceeded {
+			t.Errorf("job %s ended %s (%s), want succeeded", id, j.Status, j.LastError)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if got := most.Load(); got != 2 {
+		t.Errorf("at most %d jobs ran at once, want 2 (MaxJobs)", got)
+	}
+}
