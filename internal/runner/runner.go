@@ -113,6 +113,15 @@ type Runner struct {
 	opened chan struct{}
 	// leaseGranted is when Recover registered the node (zero when not a node of a cluster).
 	leaseGranted time.Time
+	// leaseStop ends the lease loop (Leave); leaseDone is closed when it has returned (nil
+	// while it does not run).
+	leaseStop     chan struct{}
+	leaseStopOnce sync.Once
+	leaseDone     chan struct{}
+	// defsHash is the hash of the loaded definitions (see nodes.go); publishMu serialises its
+	// publications.
+	defsHash  string
+	publishMu sync.Mutex
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -159,6 +168,7 @@ func New(cfg Config) *Runner {
 		idle:          make(chan struct{}),
 		opened:        make(chan struct{}),
 		stopped:       make(chan struct{}),
+		leaseStop:     make(chan struct{}),
 		reserve:       newBallast(cfg.DataDir),
 	}
 	r.defs.Store(&pipeline.Set{Pipelines: map[string]*pipeline.Definition{}})
@@ -176,12 +186,20 @@ func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 // SetDefinitions replaces the loaded definitions. Queued and running jobs keep the definition they
 // were scheduled with; the new concurrency limits apply to the next claims.
 func (r *Runner) SetDefinitions(set *pipeline.Set) {
+	hash := definitionsHash(set)
 	r.defs.Store(set)
 	r.mu.Lock()
 	for name, d := range set.Pipelines {
 		r.known[name] = d
 	}
+	r.defsHash = hash
 	r.mu.Unlock()
+	select {
+	case <-r.opened:
+		// A reload: the other nodes learn of it. (Start publishes the first load.)
+		go r.publishDefinitions()
+	default:
+	}
 	// A raised concurrency limit may let waiting jobs start now.
 	for _, name := range set.Names() {
 		go r.claim(name)
@@ -274,8 +292,16 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	close(r.opened)
 	if cl := r.cluster(); cl != nil {
-		go r.leaseLoop(cl, granted)
+		done := make(chan struct{})
+		r.mu.Lock()
+		r.leaseDone = done
+		r.mu.Unlock()
+		go func() {
+			defer close(done)
+			r.leaseLoop(cl, granted)
+		}()
 		r.startWakeups()
+		r.publishDefinitions()
 	}
 	for _, name := range queued {
 		r.claim(name)
