@@ -134,3 +134,28 @@ func TestMaxJobsBoundsTheJobsOfANode(t *testing.T) {
 		t.Errorf("at most %d jobs ran at once, want 2 (MaxJobs)", got)
 	}
 }
+
+// TestClusterFullReason: a job waits for room only when every alive node runs its --max-jobs;
+// a node without a limit, with room, or not alive does not count as full.
+func TestClusterFullReason(t *testing.T) {
+	t.Parallel()
+	node := func(id string, state store.NodeState, running, maxJobs int) store.Node {
+		return store.Node{NodeInfo: store.NodeInfo{ID: id, MaxJobs: maxJobs}, State: state, Running: running}
+	}
+	tests := []struct {
+		name  string
+		nodes []store.Node
+		want  string
+	}{
+		{"every alive node full", []store.Node{node("a", store.NodeAlive, 2, 2), node("b", store.NodeAlive, 1, 1),
+			node("c", store.NodeStopped, 0, 0), node("d", store.NodeLost, 0, 3)}, "every node runs its --max-jobs (a 2/2, b 1/1)"},
+		{"a node with room", []store.Node{node("a", store.NodeAlive, 2, 2), node("b", store.NodeAlive, 0, 1)}, ""},
+		{"a node without a limit", []store.Node{node("a", store.NodeAlive, 2, 2), node("b", store.NodeAlive, 5, 0)}, ""},
+		{"no alive node", []store.Node{node("a", store.NodeStopped, 0, 1)}, ""},
+	}
+	for _, tt := range tests {
+		if got := clusterFullReason(tt.nodes); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
