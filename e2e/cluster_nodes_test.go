@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -169,5 +171,51 @@ func TestClusterNodesMaxJobsAndLifecycle(t *testing.T) {
 		if j := a.waitFinished(id); j.Status != "succeeded" {
 			t.Errorf("job %s ended %s: %s", id, j.Status, j.LastError)
 		}
+	}
+}
+
+// interruptClusterPipelines: a job of deploy runs until released (or interrupted); its on_error
+// leaves a file in shared.
+func interruptClusterPipelines(shared string) string {
+	return fmt.Sprintf(`
+pipelines:
+  deploy:
+    queue_strategy: replace
+    queue_limit: 1
+    interrupt_running: true
+    tasks:
+      run: {script: ["while [ ! -e %[1]s/release-{{ .__jobID }} ]; do sleep 0.05; done"]}
+    on_error:
+      script: ["touch %[1]s/on_error-{{ .__jobID }}"]
+`, shared)
+}
+
+// TestClusterInterruptRunningAcrossNodes: a job of an interrupt_running pipeline admitted
+// through one node interrupts the job running on the other: that one ends canceled, replaced
+// by the new job and saying so, without on_error, and the new job runs.
+func TestClusterInterruptRunningAcrossNodes(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	shared := t.TempDir()
+	yml := interruptClusterPipelines(shared)
+	a := newNode(t, yml, url, "a")
+	b := newNode(t, yml, url, "b")
+
+	old := a.schedule("deploy", nil)
+	if node := a.waitRunningOn(old); node != "a" {
+		t.Fatalf("the first job runs on %q, want a", node)
+	}
+	newer := b.schedule("deploy", nil)
+	j := b.waitFinished(old)
+	if j.Status != "canceled" || j.ReplacedBy != newer || !strings.Contains(j.LastError, "interrupted by the newer job "+newer) {
+		t.Errorf("the interrupted job ended %s, replacedBy %q, %q; want canceled, replaced by %s, saying why", j.Status, j.ReplacedBy, j.LastError, newer)
+	}
+	b.waitRunningOn(newer)
+	release(t, shared, newer)
+	if j := a.waitFinished(newer); j.Status != "succeeded" {
+		t.Errorf("the new job ended %s: %s", j.Status, j.LastError)
+	}
+	if _, err := os.Stat(filepath.Join(shared, "on_error-"+old)); err == nil {
+		t.Errorf("on_error ran for the interrupted job")
 	}
 }

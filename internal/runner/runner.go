@@ -445,7 +445,14 @@ func (r *Runner) admitted(job *pipeline.Job, res store.AdmitResult, now time.Tim
 // partitioned_replace) that started first, with the new job as the cause. The new job takes the
 // slot when the interrupted job's end is stored, which is after its processes are gone, so
 // the pipeline's concurrency is never exceeded.
+//
+// On a node of a cluster, the job to interrupt may run on another node: it is found in the
+// store (see interruptInCluster).
 func (r *Runner) interruptFor(job *pipeline.Job) {
+	if rc, ok := r.st.(store.RemoteCancel); ok && r.cluster() != nil {
+		r.interruptInCluster(job, rc)
+		return
+	}
 	partitioned := job.Definition.QueueStrategy == pipeline.QueuePartitionedReplace
 	r.mu.Lock()
 	var oldest *jobRun

@@ -3,3 +3,8 @@
 -- queued job's wait reason reads when every node is full. A node's state may now also be
 -- 'stopped': it stopped cleanly (its lease ended with it) and is neither alive nor lost.
 ALTER TABLE nodes ADD COLUMN max_jobs integer NOT NULL DEFAULT 0;
+
+-- A cancel request of an interrupt_running pipeline names the newer job that interrupts the
+-- running one (NULL: a plain cancel request), so that the node that runs it ends it as
+-- interrupted by that job, wherever the newer job was admitted.
+ALTER TABLE jobs ADD COLUMN cancel_replaced_by text;
