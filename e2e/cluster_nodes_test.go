@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +72,28 @@ func (s *server) jobNode(id string) (node, waitReason string) {
 	return j.Node, waitReason
 }
 
+// nodesPageWarns reports whether the dashboard's Nodes page through s warns that the nodes
+// run different definitions.
+func (s *server) nodesPageWarns() bool {
+	s.t.Helper()
+	// A dashboard page, not the API: not checked against the OpenAPI document (s.do).
+	req, err := http.NewRequest("GET", s.url+"/ui/nodes", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), `data-testid="nodes"`) {
+		s.t.Fatalf("GET /ui/nodes: %d %v %s", resp.StatusCode, err, body)
+	}
+	return strings.Contains(string(body), `data-testid="nodes-mismatch"`)
+}
+
 // waitRunningOn waits until job id runs and returns the node it runs on.
 func (s *server) waitRunningOn(id string) string {
 	s.t.Helper()
@@ -119,6 +143,9 @@ func TestClusterNodesMaxJobsAndLifecycle(t *testing.T) {
 	if na, nb := nodes["a"], nodes["b"]; na.DefinitionsHash == "" || na.DefinitionsHash != nb.DefinitionsHash {
 		t.Errorf("definitions hashes of nodes with the same files: a %q, b %q; want equal, not empty", na.DefinitionsHash, nb.DefinitionsHash)
 	}
+	if a.nodesPageWarns() {
+		t.Errorf("the Nodes page warns of different definitions on nodes with the same files")
+	}
 	release(t, shared, j1, j2)
 	for _, id := range []string{j1, j2} {
 		if j := a.waitFinished(id); j.Status != "succeeded" {
@@ -149,6 +176,9 @@ func TestClusterNodesMaxJobsAndLifecycle(t *testing.T) {
 		t.Errorf("b after its restart with other files: %+v (a: %+v); want alive, max jobs 1, another hash", nb, na)
 	}
 	b.waitOutput("node a runs other pipeline definitions than this node", 10*time.Second)
+	if !a.nodesPageWarns() {
+		t.Errorf("the Nodes page does not warn of the nodes' different definitions")
+	}
 
 	// Both nodes full: the next job waits and says why.
 	j3, j4 := a.schedule("hold", nil), b.schedule("hold", nil)
