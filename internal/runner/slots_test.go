@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
@@ -50,7 +51,7 @@ func watchRunning(r *Runner, stop <-chan struct{}, most *atomic.Int64, wg *sync.
 		select {
 		case <-stop:
 			return
-		default:
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
