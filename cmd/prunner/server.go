@@ -316,6 +316,7 @@ func (s *server) abort(ln net.Listener) {
 	if s.runner != nil {
 		// Requests that wait for the runner's start (awaitStart) get their answer: it stopped.
 		_ = s.runner.Stop(context.Background())
+		s.leaveCluster()
 	}
 	if s.dash != nil {
 		s.dash.Close()
