@@ -21,16 +21,17 @@ import (
 type Store interface {
 	// Admit stores a new job (with its tasks, all waiting) in one transaction that also decides,
 	// with p.Definition.Admit on the pipeline's current state, whether it starts at once (stored
-	// running, Start set to p.Now), waits (stored queued) or is rejected (the error of Admit,
-	// nothing stored). Waiting jobs named by the decision's Replace end as replaced (End = p.Now,
+	// running, Start set to p.Now; never with p.NoStart), waits (stored queued) or is rejected
+	// (the error of Admit, nothing stored). Waiting jobs named by the decision's Replace end as replaced (End = p.Now,
 	// ReplacedBy = the new job's ID), and the new job is stored with the variables that
 	// pipeline.MergeReplacedVariables gives for them (replace_variables). The job is durable when
 	// Admit returns.
 	Admit(ctx context.Context, p AdmitParams) (AdmitResult, error)
 
 	// Claim starts, in one transaction, the queued jobs of a pipeline that pipeline.Claimable
-	// allows (status running, Start = now) and returns them in wait-list order, with the earliest
-	// future start delay of the jobs left waiting (zero when none).
+	// allows (status running, Start = now), at most p.Limit of them when it is set, and returns
+	// them in wait-list order, with the earliest future start delay of the jobs left waiting
+	// (zero when none).
 	Claim(ctx context.Context, p ClaimParams) (ClaimResult, error)
 
 	// UpdateTask writes one task record of a running job (insert when the job has no task of that
