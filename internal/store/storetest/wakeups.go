@@ -116,6 +116,16 @@ func testWakeupsOfAdmitAndFinish(t *testing.T, openNodes func(t *testing.T, n in
 	a.admitStarted(alone, at(3), "alone-1")
 	a.finish("alone-1", pipeline.JobSucceeded, at(4))
 	wantNoWakeup(t, gotB, "after the end of a job that nobody waits for")
+
+	// A job that a node without room (NoStart) stores queued wakes the others, which may have.
+	held := testDefinition("held", 1)
+	res, err := a.s.Admit(a.ctx, store.AdmitParams{Job: newJob(held, "held-1", at(5)), Definition: held, Now: at(5), NoStart: true})
+	if err != nil || !res.Held {
+		t.Fatalf("Admit(NoStart) = %+v, %v; want held", res, err)
+	}
+	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "held" {
+		t.Errorf("wake-up for pipeline %q after a held admission, want held", w.Pipeline)
+	}
 }
 
 // testWakeupsOnlyOfRegisteredNodes: a store that is not registered (one node per database)
