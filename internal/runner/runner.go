@@ -431,6 +431,9 @@ func (r *Runner) admitted(job *pipeline.Job, res store.AdmitResult, now time.Tim
 		r.launch(job)
 		return
 	}
+	if res.Held {
+		r.held(job.Pipeline)
+	}
 	if job.Definition.InterruptRunning && !res.Held {
 		// A held job waits for room on a node, not for its pipeline: nothing to interrupt.
 		r.interruptFor(job)

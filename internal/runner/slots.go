@@ -65,6 +65,20 @@ func (r *Runner) releaseSlots(n int) {
 	}
 }
 
+// held follows the admission of a job that waits for room on this node (store.AdmitResult.Held):
+// the room may have come back between the admission's look at it and the job's storing (a
+// claim gave back a reservation it did not use), so the pipeline is claimed when there is room
+// now, and a later return of room claims again (r.starved).
+func (r *Runner) held(name string) {
+	r.mu.Lock()
+	r.starved = true
+	room := r.cfg.MaxJobs-len(r.running)-r.reserved > 0
+	r.mu.Unlock()
+	if room {
+		go r.claim(name)
+	}
+}
+
 // claimQueued claims every loaded pipeline that has waiting jobs (a slot of the node freed up:
 // the job that waits for it may be of any pipeline).
 func (r *Runner) claimQueued() {

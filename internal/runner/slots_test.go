@@ -160,3 +160,41 @@ func TestClusterFullReason(t *testing.T) {
 		}
 	}
 }
+
+// claimBlock is a store whose claims of one pipeline wait until release is closed, holding the
+// room they reserved meanwhile.
+type claimBlock struct {
+	store.Store
+	pipeline string
+	claiming chan struct{}
+	once     sync.Once
+	release  chan struct{}
+}
+
+func (s *claimBlock) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
+	if p.Pipeline == s.pipeline {
+		s.once.Do(func() { close(s.claiming) })
+		<-s.release
+	}
+	return s.Store.Claim(ctx, p)
+}
+
+// TestMaxJobsHeldJobStartsWhenReservedRoomComesBack: a job admitted while a claim holds the
+// node's only slot waits; when that claim starts nothing and gives the slot back, the job
+// starts (nothing else would start it: no job runs whose end would).
+func TestMaxJobsHeldJobStartsWhenReservedRoomComesBack(t *testing.T) {
+	t.Parallel()
+	block := &claimBlock{pipeline: "a", claiming: make(chan struct{}), release: make(chan struct{})}
+	r, dir := startRunnerWith(t, heldPipelines, func(st store.Store) store.Store { block.Store = st; return block },
+		func(c *Config) { c.MaxJobs = 1 })
+	go r.claim("a") // nothing waits in a: the claim will start nothing
+	<-block.claiming
+	b1 := schedule(t, r, "b")
+	if j, err := r.Job(t.Context(), b1); err != nil || j.Status != pipeline.JobQueued {
+		t.Fatalf("job b1 = %+v, %v; want queued while the claim holds the slot", j, err)
+	}
+	close(block.release)
+	waitJob(t, r, b1, "running", func(j *pipeline.Job) bool { return j.Status == pipeline.JobRunning })
+	release(t, dir, b1)
+	waitDone(t, r, b1)
+}
