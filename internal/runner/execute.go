@@ -319,7 +319,7 @@ func (jr *jobRun) persistEnd(p store.FinishParams) {
 	delay := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		var err error
-		if claim, ok := jr.r.endClaimParams(jr.job.Pipeline); ok {
+		if claim, ok := jr.r.claimParams(jr.job.Pipeline); ok {
 			var res store.ClaimResult
 			if res, err = jr.r.st.FinishAndClaim(context.Background(), p, claim); err == nil {
 				jr.next = &res

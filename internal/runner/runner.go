@@ -624,7 +624,7 @@ func (r *Runner) launch(job *pipeline.Job) {
 		jr.run()
 		if jr.next != nil {
 			// The job's end already claimed the freed slot; what it started must run. It is
-			// registered before this job leaves: it took this job's slot (see endClaimParams).
+			// registered before this job leaves: it took this job's slot (see claimParams).
 			r.startClaimed(job.Pipeline, *jr.next)
 		}
 		r.mu.Lock()
@@ -676,7 +676,7 @@ func (r *Runner) claim(name string) {
 }
 
 func (r *Runner) claimOnce(name string) {
-	p, ok := r.claimParams(name)
+	p, ok := r.reserveClaim(name)
 	if !ok {
 		return
 	}
@@ -690,10 +690,10 @@ func (r *Runner) claimOnce(name string) {
 	r.startClaimed(name, res)
 }
 
-// claimParams returns the parameters of a claim of the pipeline's waiting jobs now, with the
+// reserveClaim returns the parameters of a claim of the pipeline's waiting jobs now, with the
 // room of the node reserved as its limit (the caller releases it: releaseSlots(Limit)); false
 // when the runner is closing or the node has no room, and starts nothing.
-func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
+func (r *Runner) reserveClaim(name string) (store.ClaimParams, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
@@ -707,11 +707,11 @@ func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
 	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now(), Limit: limit}, true
 }
 
-// endClaimParams returns the parameters of the claim in the transaction that ends a job of the
-// pipeline (see persistEnd); false when the runner is closing. With MaxJobs it starts at most
-// one job, in the ending job's own slot: the job stays registered until what the claim
-// started is (see launch), so no reservation is needed.
-func (r *Runner) endClaimParams(name string) (store.ClaimParams, bool) {
+// claimParams returns the parameters of the claim in the transaction that ends a job of the
+// pipeline (see persistEnd); false when the runner is closing and starts nothing. With MaxJobs
+// it starts at most one job, in the ending job's own slot: the job stays registered until what
+// the claim started is (see launch), so nothing needs reserving.
+func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {

@@ -18,7 +18,7 @@ import (
 // (r.reserved) and given back once what it started is registered in r.running; counting both
 // never lets the jobs exceed the limit. The end of a job claims at most one job in its
 // transaction (its own slot, which it holds until what it started is registered; see
-// endClaimParams); then the runner looks at every pipeline with waiting jobs (claimQueued),
+// claimParams); then the runner looks at every pipeline with waiting jobs (claimQueued),
 // since the job that waits for the freed slot may be of any pipeline.
 
 // takeSlotsLocked reserves room for up to want jobs (0: all the room left) and returns how much

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
-	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
@@ -35,8 +34,8 @@ import (
 // Fencing. A store registered as a node commits a chunk only while the job is its own under
 // its lease, checked in the chunk's statement as every write about the job is (prunner_fence,
 // see cluster.go): a node that lost its lease (paused past it, reaped) cannot append output to
-// a job another node has ended. The refusal is store.ErrLeaseLost and is not retried; the
-// writer fails with it, as after any failed commit.
+// a job another node has ended. The refusal is store.ErrLeaseLost; the writer fails with it,
+// as after any failed commit.
 //
 // What a crash loses. A node that dies (kill -9, power loss) loses the output its tasks wrote
 // since their last committed chunk: at most two batches per stream (the one being committed
@@ -206,9 +205,7 @@ func (b *TaskLogs) insert(ctx context.Context, k outputKey, off int64, data []by
 	sql, args := b.insertStatement(k, off, data)
 	var err error
 	for attempt := 1; ; attempt++ {
-		_, err = b.s.exec(ctx, sql, args...)
-		if err = leaseLost(err); err == nil || attempt == outputCommitAttempts || errors.Is(err, store.ErrLeaseLost) {
-			// A refusal of the fence is final: the job is another node's now.
+		if _, err = b.s.exec(ctx, sql, args...); err == nil || attempt == outputCommitAttempts {
 			break
 		}
 		select {
@@ -218,7 +215,8 @@ func (b *TaskLogs) insert(ctx context.Context, k outputKey, off int64, data []by
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("store log of %s: %w", k.a, err)
+		// A refusal of the fence (tried again like any failure) is store.ErrLeaseLost.
+		return fmt.Errorf("store log of %s: %w", k.a, leaseLost(err))
 	}
 	return nil
 }
