@@ -88,9 +88,10 @@ type Store interface {
 	// state (running count and wait list in order).
 	PipelineStates(ctx context.Context) (map[string]pipeline.AdmissionState, error)
 
-	// QueuedPipelines returns the names of pipelines that have queued jobs, sorted. Its one
-	// caller is the runner's readiness check, which uses it as a cheap read of the jobs table
-	// that shows the store answers, and ignores the names.
+	// QueuedPipelines returns the names of pipelines that have queued jobs, sorted. The runner
+	// claims them when it looks for waiting jobs (a node's poll, a slot of a node with
+	// --max-jobs that frees up), and its readiness check uses it as a cheap read of the jobs
+	// table that shows the store answers.
 	QueuedPipelines(ctx context.Context) ([]string, error)
 
 	// RecoverRunning ends every job still marked running (the server that ran it stopped without
