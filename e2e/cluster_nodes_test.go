@@ -26,6 +26,14 @@ pipelines:
 %s`, shared, extra)
 }
 
+// newSteadyNode starts a node of a cluster whose lease outlasts the pauses of a busy machine:
+// the tests that use it never wait for a lease to run out.
+func newSteadyNode(t *testing.T, yml, url, id string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"--database-url", url, "--node-id", id, "--lease", "20s", "--cluster-poll", "200ms"}, extra...)
+	return newServer(t, yml, args...).start()
+}
+
 // nodeJSON is a node as GET /nodes lists it.
 type nodeJSON struct {
 	ID              string `json:"id"`
@@ -120,8 +128,8 @@ func TestClusterNodesMaxJobsAndLifecycle(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	shared := t.TempDir()
 	yml := heldPipelines(shared, "")
-	a := newServer(t, yml, "--database-url", url, "--node-id", "a", "--lease", "2s", "--cluster-poll", "200ms", "--max-jobs", "1").start()
-	b := newNode(t, yml, url, "b")
+	a := newSteadyNode(t, yml, url, "a", "--max-jobs", "1")
+	b := newSteadyNode(t, yml, url, "b")
 
 	// a runs one job; the next one it admits runs on b, which has room.
 	j1 := a.schedule("hold", nil)
@@ -228,8 +236,8 @@ func TestClusterInterruptRunningAcrossNodes(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	shared := t.TempDir()
 	yml := interruptClusterPipelines(shared)
-	a := newNode(t, yml, url, "a")
-	b := newNode(t, yml, url, "b")
+	a := newSteadyNode(t, yml, url, "a")
+	b := newSteadyNode(t, yml, url, "b")
 
 	old := a.schedule("deploy", nil)
 	if node := a.waitRunningOn(old); node != "a" {

@@ -3,10 +3,15 @@ package runner
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
 )
+
+// steadyLease gives a node a lease that outlasts the pauses of a busy machine, for the tests
+// that never wait for a lease to run out.
+func steadyLease(c *Config) { c.Lease = 20 * time.Second }
 
 const interruptPartitions = `pipelines:
   tenant:
@@ -25,8 +30,8 @@ func TestInterruptRunningOnAnotherNode(t *testing.T) {
 	t.Parallel()
 	pgtest.Require(t)
 	url := pgtest.NewDatabase(t)
-	a, _ := startNode(t, url, "a", interruptPartitions)
-	b, _ := startNode(t, url, "b", interruptPartitions)
+	a, _ := startNode(t, url, "a", interruptPartitions, steadyLease)
+	b, _ := startNode(t, url, "b", interruptPartitions, steadyLease)
 	schedule := func(r *Runner, partition string) string {
 		t.Helper()
 		id, err := r.Schedule(t.Context(), pipeline.ScheduleRequest{Pipeline: "tenant", QueuePartition: partition})

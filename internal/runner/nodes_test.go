@@ -73,8 +73,8 @@ func TestNodePublishesDefinitionsAndLeaves(t *testing.T) {
 	t.Parallel()
 	pgtest.Require(t)
 	url := pgtest.NewDatabase(t)
-	a, _ := startNode(t, url, "a", leasePipelines)
-	b, _ := startNode(t, url, "b", leasePipelines)
+	a, _ := startNode(t, url, "a", leasePipelines, steadyLease)
+	b, _ := startNode(t, url, "b", leasePipelines, steadyLease)
 	node := func(id string) store.Node {
 		t.Helper()
 		nodes, err := b.Nodes(t.Context())

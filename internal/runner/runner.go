@@ -96,6 +96,9 @@ type Runner struct {
 	// when a claim found no room (see slots.go).
 	reserved int
 	starved  bool
+	// lastStarted is the pipeline of the job launched last: the turn of claimQueued begins
+	// after it.
+	lastStarted string
 	// timers wake a pipeline's wait list when a start delay elapses.
 	timers map[string]*time.Timer
 	// idle is closed and replaced whenever a running job ends, for Drain.
@@ -610,6 +613,7 @@ func (r *Runner) launch(job *pipeline.Job) {
 	jr := newJobRun(r, job)
 	r.mu.Lock()
 	r.running[job.ID] = jr
+	r.lastStarted = job.Pipeline
 	pendingCancel := r.cancelPending[job.ID]
 	delete(r.cancelPending, job.ID)
 	stopping := r.stopping
@@ -622,17 +626,16 @@ func (r *Runner) launch(job *pipeline.Job) {
 	}
 	go func() {
 		jr.run()
-		if jr.next != nil {
-			// The job's end already claimed the freed slot; what it started must run. It is
-			// registered before this job leaves: it took this job's slot (see claimParams).
-			r.startClaimed(job.Pipeline, *jr.next)
-		}
 		r.mu.Lock()
 		delete(r.running, job.ID)
 		close(r.idle)
 		r.idle = make(chan struct{})
 		closing := r.closing
 		r.mu.Unlock()
+		if jr.next != nil {
+			// The job's end already claimed the freed slot; what it started must run.
+			r.startClaimed(job.Pipeline, *jr.next)
+		}
 		switch {
 		case closing:
 		case r.cfg.MaxJobs > 0:
@@ -708,20 +711,16 @@ func (r *Runner) reserveClaim(name string) (store.ClaimParams, bool) {
 }
 
 // claimParams returns the parameters of the claim in the transaction that ends a job of the
-// pipeline (see persistEnd); false when the runner is closing and starts nothing. With MaxJobs
-// it starts at most one job, in the ending job's own slot: the job stays registered until what
-// the claim started is (see launch), so nothing needs reserving.
+// pipeline (see persistEnd); false when that transaction claims nothing: the runner is closing,
+// or it has MaxJobs, whose freed slot goes to the pipelines in turn (see claimQueued) rather
+// than to the ending job's pipeline.
 func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing {
+	if r.closing || r.cfg.MaxJobs > 0 {
 		return store.ClaimParams{}, false
 	}
-	p := store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}
-	if r.cfg.MaxJobs > 0 {
-		p.Limit = 1
-	}
-	return p, true
+	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}, true
 }
 
 // concurrencyLocked returns how many jobs of the pipeline may run at once: the loaded

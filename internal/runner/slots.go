@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/prunner-dev/prunner/internal/store"
@@ -16,10 +17,11 @@ import (
 //
 // Claims and admissions run concurrently, so the room is reserved before the store is asked
 // (r.reserved) and given back once what it started is registered in r.running; counting both
-// never lets the jobs exceed the limit. The end of a job claims at most one job in its
-// transaction (its own slot, which it holds until what it started is registered; see
-// claimParams); then the runner looks at every pipeline with waiting jobs (claimQueued),
-// since the job that waits for the freed slot may be of any pipeline.
+// never lets the jobs exceed the limit. The end of a job claims nothing in its transaction
+// (see claimParams): the runner then looks at every pipeline with waiting jobs (claimQueued),
+// since the job that waits for the freed slot may be of any pipeline, and the pipelines take
+// turns, beginning after the one whose job started last, so that a busy pipeline does not
+// keep a node's slots from the others.
 
 // takeSlotsLocked reserves room for up to want jobs (0: all the room left) and returns how much
 // it reserved, which is the limit of a claim: 0 without a limit (MaxJobs 0, nothing reserved).
@@ -92,11 +94,24 @@ func (r *Runner) claimQueued() {
 		r.log.Error("look for waiting jobs", "error", err)
 		return
 	}
-	for _, name := range names {
+	r.mu.Lock()
+	last := r.lastStarted
+	r.mu.Unlock()
+	for _, name := range inTurn(names, last) {
 		if r.defs.Load().Get(name) != nil {
 			r.claim(name)
 		}
 	}
+}
+
+// inTurn returns the sorted names rotated to begin after last: the pipelines whose turn it is
+// come first.
+func inTurn(names []string, last string) []string {
+	i, _ := slices.BinarySearch(names, last)
+	if i < len(names) && names[i] == last {
+		i++
+	}
+	return append(slices.Clone(names[i:]), names[:i]...)
 }
 
 // noRoomReason says why a job that its pipeline would let start waits for room on a node: ""

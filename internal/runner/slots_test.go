@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -197,4 +198,42 @@ func TestMaxJobsHeldJobStartsWhenReservedRoomComesBack(t *testing.T) {
 	waitJob(t, r, b1, "running", func(j *pipeline.Job) bool { return j.Status == pipeline.JobRunning })
 	release(t, dir, b1)
 	waitDone(t, r, b1)
+}
+
+// TestMaxJobsPipelinesTakeTurns: on a full node, the freed slot goes to the pipelines with
+// waiting jobs in turn, not to the pipeline of the job that ended: a busy pipeline does not
+// keep the node from the others.
+func TestMaxJobsPipelinesTakeTurns(t *testing.T) {
+	t.Parallel()
+	r, dir := startRunnerWith(t, heldPipelines, func(st store.Store) store.Store { return st },
+		func(c *Config) { c.MaxJobs = 1 })
+	a1 := schedule(t, r, "a")
+	waitJob(t, r, a1, "running", func(j *pipeline.Job) bool { return j.Status == pipeline.JobRunning })
+	a2, a3 := schedule(t, r, "a"), schedule(t, r, "a")
+	b1, b2 := schedule(t, r, "b"), schedule(t, r, "b")
+	// Each job, once it runs alone, is released; the next to run must alternate.
+	prev := a1
+	for _, next := range []string{b1, a2, b2, a3} {
+		release(t, dir, prev)
+		j := waitJob(t, r, next, "running", func(j *pipeline.Job) bool { return j.Status != pipeline.JobQueued })
+		if j.Status != pipeline.JobRunning {
+			t.Fatalf("job %s of %s: %s, want running", next, j.Pipeline, j.Status)
+		}
+		prev = next
+	}
+	release(t, dir, prev)
+	waitDone(t, r, prev)
+}
+
+// TestInTurn: the pipelines' turn begins after the one whose job started last.
+func TestInTurn(t *testing.T) {
+	t.Parallel()
+	names := []string{"a", "b", "c"}
+	for last, want := range map[string][]string{
+		"": {"a", "b", "c"}, "a": {"b", "c", "a"}, "b": {"c", "a", "b"}, "c": {"a", "b", "c"}, "bb": {"c", "a", "b"},
+	} {
+		if got := inTurn(names, last); !slices.Equal(got, want) {
+			t.Errorf("inTurn(%v, %q) = %v, want %v", names, last, got, want)
+		}
+	}
 }
