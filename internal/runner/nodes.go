@@ -111,6 +111,12 @@ func (r *Runner) Leave(ctx context.Context) error {
 		return fmt.Errorf("leave the cluster: %d jobs still run here; their node's lease runs out and another node ends them", n)
 	}
 	r.stopLeaseLoop()
+	r.mu.Lock()
+	registered := !r.leaseGranted.IsZero()
+	r.mu.Unlock()
+	if !registered {
+		return nil // it stopped before it registered: nothing to mark
+	}
 	if err := cl.StopNode(ctx); err != nil {
 		return err
 	}
