@@ -96,6 +96,8 @@ type Runner struct {
 	// when a claim found no room (see slots.go).
 	reserved int
 	starved  bool
+	// released is closed and replaced whenever reserved room is given back.
+	released chan struct{}
 	// lastStarted is the pipeline of the job launched last: the turn of claimQueued begins
 	// after it.
 	lastStarted string
@@ -172,6 +174,7 @@ func New(cfg Config) *Runner {
 		opened:        make(chan struct{}),
 		stopped:       make(chan struct{}),
 		leaseStop:     make(chan struct{}),
+		released:      make(chan struct{}),
 		reserve:       newBallast(cfg.DataDir),
 	}
 	r.defs.Store(&pipeline.Set{Pipelines: map[string]*pipeline.Definition{}})
@@ -365,7 +368,7 @@ func (r *Runner) admit(ctx context.Context, req pipeline.ScheduleRequest, f *sto
 	now := r.now()
 	job := newJob(def, req, now, f)
 	// Room for the job on this node, held until it runs (see slots.go); without room it waits.
-	slots, room := r.takeSlots(1)
+	slots, room := r.takeAdmissionSlot(ctx)
 	defer r.releaseSlots(slots)
 	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey, Firing: f, NoStart: !room})
 	if err != nil {

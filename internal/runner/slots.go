@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prunner-dev/prunner/internal/store"
 )
@@ -41,11 +42,35 @@ func (r *Runner) takeSlotsLocked(want int) (n int, ok bool) {
 	return free, true
 }
 
-// takeSlots is takeSlotsLocked for a caller that does not hold r.mu.
-func (r *Runner) takeSlots(want int) (int, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.takeSlotsLocked(want)
+// admissionWait bounds how long an admission waits for the room that claims in flight hold
+// (each gives it back once its transaction ends, normally within milliseconds).
+const admissionWait = 5 * time.Second
+
+// takeAdmissionSlot reserves room for the one job an admission may start (see takeSlotsLocked).
+// A claim in flight holds all the room left while it looks for waiting jobs, and gives back
+// what it did not use when it ends, within a transaction's time: when only such reservations
+// fill the node, the admission waits for them (at most admissionWait), rather than leave a job
+// waiting, or send it to another node, while this one has room.
+func (r *Runner) takeAdmissionSlot(ctx context.Context) (int, bool) {
+	deadline := time.NewTimer(admissionWait)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		n, ok := r.takeSlotsLocked(1)
+		reservedOnly := !ok && len(r.running) < r.cfg.MaxJobs
+		released := r.released
+		r.mu.Unlock()
+		if ok || !reservedOnly {
+			return n, ok
+		}
+		select {
+		case <-released:
+		case <-deadline.C:
+			return 0, false
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
 }
 
 // releaseSlots gives back a reservation of n once the jobs started with it are registered.
@@ -57,6 +82,8 @@ func (r *Runner) releaseSlots(n int) {
 	}
 	r.mu.Lock()
 	r.reserved -= n
+	close(r.released)
+	r.released = make(chan struct{})
 	again := r.starved && !r.closing && r.cfg.MaxJobs-len(r.running)-r.reserved > 0
 	if again {
 		r.starved = false
