@@ -27,6 +27,7 @@ type config struct {
 	nodeID          string
 	lease           time.Duration
 	clusterPoll     time.Duration
+	maxJobs         int
 	verbose         bool
 	disableANSI     bool
 	enableProfiling bool
@@ -89,6 +90,17 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 		fs.DurationVar(p, name, def, fmt.Sprintf("%s [%s]", help, envName))
 		return nil
 	}
+	integer := func(p *int, name, envName string, def int, help string) error {
+		if v, ok := env[envName]; ok && v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a whole number", envName, v)
+			}
+			def = n
+		}
+		fs.IntVar(p, name, def, fmt.Sprintf("%s [%s]", help, envName))
+		return nil
+	}
 	str(&c.path, "path", "PRUNNER_PATH", ".", "directory to search for pipeline files")
 	str(&c.pattern, "pattern", "PRUNNER_PATTERN", "**/pipelines.{yml,yaml}", "pattern of pipeline files below --path")
 	str(&c.data, "data", "PRUNNER_DATA", ".prunner", "data directory (job store, task output)")
@@ -119,6 +131,7 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	errs = append(errs, duration(&c.drainTimeout, "drain-timeout", "PRUNNER_DRAIN_TIMEOUT", 0, "after SIGINT, how long running jobs get to finish before they are canceled as on SIGTERM (0: no limit)"))
 	errs = append(errs, duration(&c.lease, "lease", "PRUNNER_LEASE", 20*time.Second, "with --node-id: how long the node's lease lasts without a heartbeat; a node silent for longer is lost and its running jobs fail"))
 	errs = append(errs, duration(&c.clusterPoll, "cluster-poll", "PRUNNER_CLUSTER_POLL", time.Second, "with --node-id: how often the node looks for waiting jobs and cancel requests besides the notifications of the other nodes"))
+	errs = append(errs, integer(&c.maxJobs, "max-jobs", "PRUNNER_MAX_JOBS", 0, "the most jobs this node runs at once, over all pipelines; jobs beyond it wait (in a cluster, for a node with room) (0: no limit)"))
 	errs = append(errs, duration(&c.killGrace, "kill-grace", "PRUNNER_KILL_GRACE", 2*time.Second, "time a canceled task gets after SIGINT and again after SIGTERM before SIGKILL"))
 	for _, err := range errs {
 		if err != nil {
@@ -168,6 +181,9 @@ func parseConfig(args []string, env map[string]string, stderr io.Writer) (*confi
 	}
 	if c.lease < time.Second {
 		return nil, fmt.Errorf("--lease must be at least 1s")
+	}
+	if c.maxJobs < 0 {
+		return nil, fmt.Errorf("--max-jobs must not be negative (0: no limit)")
 	}
 	if c.clusterPoll <= 0 {
 		return nil, fmt.Errorf("--cluster-poll must be greater than 0")

@@ -242,6 +242,7 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 		Node:         store.NodeInfo{ID: s.cfg.nodeID, Address: s.cfg.address, Version: version},
 		Lease:        s.cfg.lease,
 		PollInterval: s.cfg.clusterPoll,
+		MaxJobs:      s.cfg.maxJobs,
 	})
 	s.sched = scheduler.New(scheduler.Config{Store: st, Firer: s.runner, Logger: s.log})
 	s.app, s.dash = newApp(s.cfg, secret, s.log, m, s.liveDone, s.runner, s.sched)
@@ -315,6 +316,7 @@ func (s *server) abort(ln net.Listener) {
 	if s.runner != nil {
 		// Requests that wait for the runner's start (awaitStart) get their answer: it stopped.
 		_ = s.runner.Stop(context.Background())
+		s.leaveCluster()
 	}
 	if s.dash != nil {
 		s.dash.Close()
@@ -370,10 +372,12 @@ func (s *server) shutdown(stop stopRequest, sigs <-chan os.Signal) error {
 		// Nothing answers requests any longer, so no client can follow the running jobs: they
 		// are canceled.
 		s.runner.Stop(context.Background())
+		s.leaveCluster()
 		s.dash.Close()
 		return fmt.Errorf("http server: %w", stop.err)
 	}
 	s.stopRunner(stop.signal, sigs)
+	s.leaveCluster()
 	// Live streams end first: the HTTP shutdown waits for open connections.
 	s.dash.Close()
 	close(s.liveDone)
@@ -421,6 +425,16 @@ func (s *server) stopRunner(sig os.Signal, sigs <-chan os.Signal) {
 		case <-sigs:
 			s.log.Warn("second signal: not waiting for jobs any longer")
 		}
+	}
+}
+
+// leaveCluster marks a node of a cluster stopped once its jobs have ended (runner.Leave), so
+// that the other nodes list it as stopped, not lost, and wait for nothing of it.
+func (s *server) leaveCluster() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.runner.Leave(ctx); err != nil {
+		s.log.Warn("node not marked stopped in the cluster", "error", err)
 	}
 }
 

@@ -26,6 +26,7 @@ type nodeView struct {
 	Heartbeat       jsonTime `json:"heartbeat"`
 	LeaseUntil      jsonTime `json:"leaseUntil"`
 	RunningJobs     int      `json:"runningJobs"`
+	MaxJobs         int      `json:"maxJobs"`
 }
 
 // registerNodes serves GET /nodes: {"nodes":[…]}, sorted as the store lists them; empty for a
@@ -40,7 +41,7 @@ func registerNodes(app *fiber.App, n Nodes, authn fiber.Handler) {
 		for _, nd := range nodes {
 			views = append(views, nodeView{
 				ID: nd.ID, Address: nd.Address, Version: nd.Version, DefinitionsHash: nd.DefinitionsHash,
-				State: string(nd.State), Epoch: nd.Epoch, RunningJobs: nd.Running,
+				State: string(nd.State), Epoch: nd.Epoch, RunningJobs: nd.Running, MaxJobs: nd.MaxJobs,
 				Started: jsonTime(nd.Started), Heartbeat: jsonTime(nd.Heartbeat), LeaseUntil: jsonTime(nd.LeaseUntil),
 			})
 		}

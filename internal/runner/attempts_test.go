@@ -26,6 +26,12 @@ func startRunner(t *testing.T, file string) (*Runner, string) {
 // startRunnerOn is startRunner with the store that wrap makes of the SQLite store.
 func startRunnerOn(t *testing.T, file string, wrap func(store.Store) store.Store) (*Runner, string) {
 	t.Helper()
+	return startRunnerWith(t, file, wrap, func(*Config) {})
+}
+
+// startRunnerWith is startRunnerOn with the configuration changed by mod.
+func startRunnerWith(t *testing.T, file string, wrap func(store.Store) store.Store, mod func(*Config)) (*Runner, string) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "prunner.db"))
 	if err != nil {
@@ -36,14 +42,16 @@ func startRunnerOn(t *testing.T, file string, wrap func(store.Store) store.Store
 	if len(errs) > 0 {
 		t.Fatalf("pipelines.yml: %v", errs)
 	}
-	r := New(Config{
+	cfg := Config{
 		Store:     st,
 		DataDir:   dir,
 		WorkDir:   dir,
 		Env:       []string{"PATH=" + os.Getenv("PATH")},
 		KillGrace: 200 * time.Millisecond,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	mod(&cfg)
+	r := New(cfg)
 	r.SetDefinitions(&pipeline.Set{Pipelines: defs})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)

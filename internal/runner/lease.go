@@ -58,7 +58,7 @@ func (r *Runner) lease() time.Duration {
 // sent: the lease runs until at least that plus its length (by a clock that runs as ours).
 func (r *Runner) register(ctx context.Context, cl store.Cluster) (time.Time, error) {
 	sent := time.Now()
-	l, err := cl.RegisterNode(ctx, r.cfg.Node, r.lease())
+	l, err := cl.RegisterNode(ctx, r.nodeInfo(), r.lease())
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -67,13 +67,18 @@ func (r *Runner) register(ctx context.Context, cl store.Cluster) (time.Time, err
 }
 
 // leaseLoop renews the lease and reaps lost nodes until the runner has stopped and its last
-// job has ended (a draining node still needs its lease to record its jobs' ends). granted is
-// when the current lease was granted (see register).
+// job has ended (a draining node still needs its lease to record its jobs' ends), or Leave
+// ends it. granted is when the current lease was granted (see register).
 func (r *Runner) leaseLoop(cl store.Cluster, granted time.Time) {
 	every := r.lease() / 4
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for range t.C {
+	for {
+		select {
+		case <-t.C:
+		case <-r.leaseStop:
+			return
+		}
 		if r.isStopped() && r.Running() == 0 {
 			return
 		}

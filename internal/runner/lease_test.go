@@ -51,15 +51,15 @@ func parseDefs(t *testing.T, file string) map[string]*pipeline.Definition {
 }
 
 // startNode starts a runner as node id on a new store of the database url, with the pipelines
-// of file; its tasks run in the returned directory.
-func startNode(t *testing.T, url, id, file string) (*Runner, string) {
+// of file and the configuration changed by mods; its tasks run in the returned directory.
+func startNode(t *testing.T, url, id, file string, mods ...func(*Config)) (*Runner, string) {
 	t.Helper()
 	st, err := postgres.Open(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	r := New(Config{
+	cfg := Config{
 		Store:     st,
 		DataDir:   dir,
 		WorkDir:   dir,
@@ -68,7 +68,11 @@ func startNode(t *testing.T, url, id, file string) (*Runner, string) {
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Node:      store.NodeInfo{ID: id, Version: "test"},
 		Lease:     testLease,
-	})
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	r := New(cfg)
 	r.SetDefinitions(&pipeline.Set{Pipelines: parseDefs(t, file)})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)

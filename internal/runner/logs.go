@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
@@ -29,7 +30,44 @@ func (r *Runner) openOutput(ctx context.Context, jobID, task string, attempt int
 	if err != nil {
 		return nil, nil, err
 	}
-	return noSpaceWatch{stdout, r.diskFull}, noSpaceWatch{stderr, r.diskFull}, nil
+	lost := func() { r.outputRefused(jobID) }
+	return leaseWatch{noSpaceWatch{stdout, r.diskFull}, lost}, leaseWatch{noSpaceWatch{stderr, r.diskFull}, lost}, nil
+}
+
+// outputRefused stops job jobID because the store refused its output (store.ErrLeaseLost):
+// this node lost the job with its lease, so its processes are killed and nothing more about it
+// is written.
+func (r *Runner) outputRefused(jobID string) {
+	r.mu.Lock()
+	jr := r.running[jobID]
+	r.mu.Unlock()
+	if jr != nil {
+		r.log.Warn("task output refused: this node lost the job with its lease; stopping it", "job_id", jobID)
+		jr.dropLost()
+	}
+}
+
+// leaseWatch calls onLost when a write or the close of a task's output fails because the node
+// lost the job with its lease.
+type leaseWatch struct {
+	io.WriteCloser
+	onLost func()
+}
+
+func (w leaseWatch) Write(p []byte) (int, error) {
+	n, err := w.WriteCloser.Write(p)
+	if errors.Is(err, store.ErrLeaseLost) {
+		w.onLost()
+	}
+	return n, err
+}
+
+func (w leaseWatch) Close() error {
+	err := w.WriteCloser.Close()
+	if errors.Is(err, store.ErrLeaseLost) {
+		w.onLost()
+	}
+	return err
 }
 
 // noSpaceWatch calls onNoSpace when a write fails because the disk is full.

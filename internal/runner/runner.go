@@ -59,6 +59,9 @@ type Config struct {
 	// besides the wake-ups it gets from other nodes (default DefaultPollInterval; see
 	// wakeups.go): the most a lost wake-up costs.
 	PollInterval time.Duration
+	// MaxJobs is the most jobs this runner (node) runs at once, over all pipelines; 0: no
+	// limit. Jobs beyond it wait, for a node with room (see slots.go).
+	MaxJobs int
 }
 
 // Causes of a job's cancellation, checked with context.Cause.
@@ -89,6 +92,15 @@ type Runner struct {
 	// claiming and claimAgain coalesce concurrent claims per pipeline (see claim).
 	claiming   map[string]bool
 	claimAgain map[string]bool
+	// reserved is the room of MaxJobs held by claims and admissions in flight; starved is set
+	// when a claim found no room (see slots.go).
+	reserved int
+	starved  bool
+	// released is closed and replaced whenever reserved room is given back.
+	released chan struct{}
+	// lastStarted is the pipeline of the job launched last: the turn of claimQueued begins
+	// after it.
+	lastStarted string
 	// timers wake a pipeline's wait list when a start delay elapses.
 	timers map[string]*time.Timer
 	// idle is closed and replaced whenever a running job ends, for Drain.
@@ -106,6 +118,15 @@ type Runner struct {
 	opened chan struct{}
 	// leaseGranted is when Recover registered the node (zero when not a node of a cluster).
 	leaseGranted time.Time
+	// leaseStop ends the lease loop (Leave); leaseDone is closed when it has returned (nil
+	// while it does not run).
+	leaseStop     chan struct{}
+	leaseStopOnce sync.Once
+	leaseDone     chan struct{}
+	// defsHash is the hash of the loaded definitions (see nodes.go); publishMu serialises its
+	// publications.
+	defsHash  string
+	publishMu sync.Mutex
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -137,6 +158,7 @@ func New(cfg Config) *Runner {
 	if cfg.TaskLogs == nil {
 		cfg.TaskLogs = tasklog.NewFiles(filepath.Join(cfg.DataDir, "logs"))
 	}
+	cfg.Node.MaxJobs = cfg.MaxJobs
 	r := &Runner{
 		cfg:           cfg,
 		st:            cfg.Store,
@@ -151,6 +173,8 @@ func New(cfg Config) *Runner {
 		idle:          make(chan struct{}),
 		opened:        make(chan struct{}),
 		stopped:       make(chan struct{}),
+		leaseStop:     make(chan struct{}),
+		released:      make(chan struct{}),
 		reserve:       newBallast(cfg.DataDir),
 	}
 	r.defs.Store(&pipeline.Set{Pipelines: map[string]*pipeline.Definition{}})
@@ -168,12 +192,20 @@ func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 // SetDefinitions replaces the loaded definitions. Queued and running jobs keep the definition they
 // were scheduled with; the new concurrency limits apply to the next claims.
 func (r *Runner) SetDefinitions(set *pipeline.Set) {
+	hash := definitionsHash(set)
 	r.defs.Store(set)
 	r.mu.Lock()
 	for name, d := range set.Pipelines {
 		r.known[name] = d
 	}
+	r.defsHash = hash
 	r.mu.Unlock()
+	select {
+	case <-r.opened:
+		// A reload: the other nodes learn of it. (Start publishes the first load.)
+		go r.publishDefinitions()
+	default:
+	}
 	// A raised concurrency limit may let waiting jobs start now.
 	for _, name := range set.Names() {
 		go r.claim(name)
@@ -266,8 +298,16 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	close(r.opened)
 	if cl := r.cluster(); cl != nil {
-		go r.leaseLoop(cl, granted)
+		done := make(chan struct{})
+		r.mu.Lock()
+		r.leaseDone = done
+		r.mu.Unlock()
+		go func() {
+			defer close(done)
+			r.leaseLoop(cl, granted)
+		}()
 		r.startWakeups()
+		r.publishDefinitions()
 	}
 	for _, name := range queued {
 		r.claim(name)
@@ -327,7 +367,10 @@ func (r *Runner) admit(ctx context.Context, req pipeline.ScheduleRequest, f *sto
 	}
 	now := r.now()
 	job := newJob(def, req, now, f)
-	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey, Firing: f})
+	// Room for the job on this node, held until it runs (see slots.go); without room it waits.
+	slots, room := r.takeAdmissionSlot(ctx)
+	defer r.releaseSlots(slots)
+	res, err := r.st.Admit(ctx, store.AdmitParams{Job: job, Definition: def, Now: now, IdempotencyKey: req.IdempotencyKey, Firing: f, NoStart: !room})
 	if err != nil {
 		r.observeRejection(def.Name, err)
 		return "", res, err
@@ -394,7 +437,11 @@ func (r *Runner) admitted(job *pipeline.Job, res store.AdmitResult, now time.Tim
 		r.launch(job)
 		return
 	}
-	if job.Definition.InterruptRunning {
+	if res.Held {
+		r.held(job.Pipeline)
+	}
+	if job.Definition.InterruptRunning && !res.Held {
+		// A held job waits for room on a node, not for its pipeline: nothing to interrupt.
 		r.interruptFor(job)
 	}
 	if !job.StartAfter.IsZero() {
@@ -407,7 +454,14 @@ func (r *Runner) admitted(job *pipeline.Job, res store.AdmitResult, now time.Tim
 // partitioned_replace) that started first, with the new job as the cause. The new job takes the
 // slot when the interrupted job's end is stored, which is after its processes are gone, so
 // the pipeline's concurrency is never exceeded.
+//
+// On a node of a cluster, the job to interrupt may run on another node: it is found in the
+// store (see interruptInCluster).
 func (r *Runner) interruptFor(job *pipeline.Job) {
+	if rc, ok := r.st.(store.RemoteCancel); ok && r.cluster() != nil {
+		r.interruptInCluster(job, rc)
+		return
+	}
 	partitioned := job.Definition.QueueStrategy == pipeline.QueuePartitionedReplace
 	r.mu.Lock()
 	var oldest *jobRun
@@ -562,6 +616,7 @@ func (r *Runner) launch(job *pipeline.Job) {
 	jr := newJobRun(r, job)
 	r.mu.Lock()
 	r.running[job.ID] = jr
+	r.lastStarted = job.Pipeline
 	pendingCancel := r.cancelPending[job.ID]
 	delete(r.cancelPending, job.ID)
 	stopping := r.stopping
@@ -583,7 +638,13 @@ func (r *Runner) launch(job *pipeline.Job) {
 		if jr.next != nil {
 			// The job's end already claimed the freed slot; what it started must run.
 			r.startClaimed(job.Pipeline, *jr.next)
-		} else if !closing {
+		}
+		switch {
+		case closing:
+		case r.cfg.MaxJobs > 0:
+			// A slot of the node is free: the job that waits for it may be of any pipeline.
+			r.claimQueued()
+		case jr.next == nil:
 			r.claim(job.Pipeline)
 		}
 		if !closing {
@@ -621,10 +682,12 @@ func (r *Runner) claim(name string) {
 }
 
 func (r *Runner) claimOnce(name string) {
-	p, ok := r.claimParams(name)
+	p, ok := r.reserveClaim(name)
 	if !ok {
 		return
 	}
+	// The reservation is given back once what the claim started is registered.
+	defer r.releaseSlots(p.Limit)
 	res, err := r.st.Claim(context.Background(), p)
 	if err != nil {
 		r.log.Error("claim waiting jobs", "pipeline", name, "error", err)
@@ -633,12 +696,31 @@ func (r *Runner) claimOnce(name string) {
 	r.startClaimed(name, res)
 }
 
-// claimParams returns the parameters of a claim of the pipeline's waiting jobs now; false when
-// the runner is closing and starts nothing.
-func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
+// reserveClaim returns the parameters of a claim of the pipeline's waiting jobs now, with the
+// room of the node reserved as its limit (the caller releases it: releaseSlots(Limit)); false
+// when the runner is closing or the node has no room, and starts nothing.
+func (r *Runner) reserveClaim(name string) (store.ClaimParams, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
+		return store.ClaimParams{}, false
+	}
+	limit, room := r.takeSlotsLocked(0)
+	if !room {
+		r.starved = true
+		return store.ClaimParams{}, false
+	}
+	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now(), Limit: limit}, true
+}
+
+// claimParams returns the parameters of the claim in the transaction that ends a job of the
+// pipeline (see persistEnd); false when that transaction claims nothing: the runner is closing,
+// or it has MaxJobs, whose freed slot goes to the pipelines in turn (see claimQueued) rather
+// than to the ending job's pipeline.
+func (r *Runner) claimParams(name string) (store.ClaimParams, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing || r.cfg.MaxJobs > 0 {
 		return store.ClaimParams{}, false
 	}
 	return store.ClaimParams{Pipeline: name, Concurrency: r.concurrencyLocked(name), Now: r.now()}, true

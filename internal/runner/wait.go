@@ -34,6 +34,11 @@ func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo
 	concurrency := r.concurrencyLocked(job.Pipeline)
 	r.mu.Unlock()
 	now := r.now()
+	var noRoom string
+	if !closing && state.Running+info.Position <= concurrency {
+		// Its pipeline would let it start: it may wait for room on a node (--max-jobs).
+		noRoom = r.noRoomReason(ctx)
+	}
 	switch {
 	case closing:
 		info.Reason = "the server is shutting down; the job starts after the restart"
@@ -41,6 +46,8 @@ func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo
 		info.Reason = "start_delay until " + job.StartAfter.UTC().Truncate(time.Second).Format(time.RFC3339)
 	case state.Running >= concurrency:
 		info.Reason = fmt.Sprintf("concurrency %d/%d reached", state.Running, concurrency)
+	case noRoom != "":
+		info.Reason = noRoom
 	case info.Position > 1:
 		info.Reason = fmt.Sprintf("behind %d earlier waiting jobs", info.Position-1)
 	default:

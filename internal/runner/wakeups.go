@@ -52,7 +52,8 @@ func (r *Runner) wake(w store.Wakeup) {
 			go r.claim(w.Pipeline)
 		}
 	case store.WakeCancel:
-		r.cancelHere(w.JobID)
+		// It reads the request in the store: not on the listener's goroutine.
+		go r.cancelHere(w.JobID)
 	case store.WakeResync:
 		go r.poll()
 	case store.WakeLost:
@@ -111,14 +112,40 @@ func (r *Runner) pollCancelRequests(ctx context.Context) {
 	}
 }
 
-// cancelHere cancels job id on request when this runner executes it; otherwise nothing.
+// cancelHere cancels job id on request when this runner executes it; otherwise nothing. A
+// request that names an interrupting job (store.RemoteCancel.RequestInterrupt) ends the job as
+// interrupted by it; a request the store cannot be asked about now is taken up again at the
+// next poll.
 func (r *Runner) cancelHere(id string) {
 	r.mu.Lock()
 	jr := r.running[id]
 	r.mu.Unlock()
-	if jr != nil && jr.requestCancel(errCanceledByRequest) {
-		r.log.Info("running job canceled on request from another node", "job_id", id)
+	if jr == nil || jr.stopping() {
+		return
 	}
+	var cause error = errCanceledByRequest
+	if rc, ok := r.st.(store.RemoteCancel); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), r.pollInterval())
+		by, err := rc.InterruptedBy(ctx, id)
+		cancel()
+		if err != nil {
+			r.log.Warn("read a cancel request; trying again at the next poll", "job_id", id, "error", err)
+			return
+		}
+		if by != "" {
+			cause = interruptedError{by: by}
+		}
+	}
+	if jr.requestCancel(cause) {
+		r.log.Info("running job canceled on request from another node", "job_id", id, "replaced_by", interruptedBy(cause))
+	}
+}
+
+// stopping reports whether the job was asked to stop already, or has decided how it ends.
+func (jr *jobRun) stopping() bool {
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	return jr.cause != nil || jr.finalizing
 }
 
 // cancelElsewhere is Cancel of a job the store says is running and this runner does not

@@ -62,6 +62,19 @@ type Cluster interface {
 	// Nodes lists the registered nodes, sorted by ID, with their running job counts. A store
 	// that is not Shared keeps no node table and returns none (its one node knows itself).
 	Nodes(ctx context.Context) ([]Node, error)
+
+	// SetDefinitionsHash records the hash of the pipeline definitions the registered node has
+	// loaded now (NodeInfo.DefinitionsHash), after a load or a reload. It is not fenced: a node
+	// whose lease expired still says what it runs. Without a registered node it does nothing.
+	SetDefinitionsHash(ctx context.Context, hash string) error
+
+	// StopNode marks the registered node stopped (NodeStopped) and ends its lease at once: a
+	// node that stops cleanly, once its jobs have ended, says so, and nothing waits for its
+	// lease to run out. The reaper does not call a stopped node lost (it still ends running
+	// jobs the node left, as those of a lost node). The node's writes are refused from then on,
+	// as after a lost lease, until it registers again. Without a registered node it does
+	// nothing.
+	StopNode(ctx context.Context) error
 }
 
 // NodeInfo describes a node when it registers.
@@ -75,6 +88,8 @@ type NodeInfo struct {
 	// DefinitionsHash identifies the pipeline definitions the node loaded: nodes whose hashes
 	// differ run different definitions.
 	DefinitionsHash string
+	// MaxJobs is the most jobs the node runs at once (its --max-jobs); 0: no limit.
+	MaxJobs int
 }
 
 // Lease is a node's current lease.
@@ -95,6 +110,8 @@ const (
 	NodeAlive NodeState = "alive"
 	// NodeLost: the reaper found the node's lease expired and ended its running jobs.
 	NodeLost NodeState = "lost"
+	// NodeStopped: the node stopped cleanly (Cluster.StopNode) and has not registered since.
+	NodeStopped NodeState = "stopped"
 )
 
 // Node is a registered node as Cluster.Nodes lists it.

@@ -21,16 +21,17 @@ import (
 type Store interface {
 	// Admit stores a new job (with its tasks, all waiting) in one transaction that also decides,
 	// with p.Definition.Admit on the pipeline's current state, whether it starts at once (stored
-	// running, Start set to p.Now), waits (stored queued) or is rejected (the error of Admit,
-	// nothing stored). Waiting jobs named by the decision's Replace end as replaced (End = p.Now,
+	// running, Start set to p.Now; never with p.NoStart), waits (stored queued) or is rejected
+	// (the error of Admit, nothing stored). Waiting jobs named by the decision's Replace end as replaced (End = p.Now,
 	// ReplacedBy = the new job's ID), and the new job is stored with the variables that
 	// pipeline.MergeReplacedVariables gives for them (replace_variables). The job is durable when
 	// Admit returns.
 	Admit(ctx context.Context, p AdmitParams) (AdmitResult, error)
 
 	// Claim starts, in one transaction, the queued jobs of a pipeline that pipeline.Claimable
-	// allows (status running, Start = now) and returns them in wait-list order, with the earliest
-	// future start delay of the jobs left waiting (zero when none).
+	// allows (status running, Start = now), at most p.Limit of them when it is set, and returns
+	// them in wait-list order, with the earliest future start delay of the jobs left waiting
+	// (zero when none).
 	Claim(ctx context.Context, p ClaimParams) (ClaimResult, error)
 
 	// UpdateTask writes one task record of a running job (insert when the job has no task of that
@@ -87,9 +88,10 @@ type Store interface {
 	// state (running count and wait list in order).
 	PipelineStates(ctx context.Context) (map[string]pipeline.AdmissionState, error)
 
-	// QueuedPipelines returns the names of pipelines that have queued jobs, sorted. Its one
-	// caller is the runner's readiness check, which uses it as a cheap read of the jobs table
-	// that shows the store answers, and ignores the names.
+	// QueuedPipelines returns the names of pipelines that have queued jobs, sorted. The runner
+	// claims them when it looks for waiting jobs (a node's poll, a slot of a node with
+	// --max-jobs that frees up), and its readiness check uses it as a cheap read of the jobs
+	// table that shows the store answers.
 	QueuedPipelines(ctx context.Context) ([]string, error)
 
 	// RecoverRunning ends every job still marked running (the server that ran it stopped without
@@ -197,12 +199,19 @@ type AdmitParams struct {
 	IdempotencyKey string
 	// Firing, when not nil, makes this the firing of a schedule (see Firing).
 	Firing *Firing
+	// NoStart stores the job queued even when admission would start it (the decision's
+	// replacements still apply): the node that admits it has no room for another job (its
+	// --max-jobs), so a claim, here or on another node, starts it later.
+	NoStart bool
 }
 
 // AdmitResult is what Store.Admit decided.
 type AdmitResult struct {
 	// Started is true when the job was stored as running: the caller must run it.
 	Started bool
+	// Held is true when admission would have started the job and AdmitParams.NoStart kept it
+	// queued: it waits for room on a node, not for its pipeline.
+	Held bool
 	// Replaced lists the IDs of waiting jobs that ended as replaced.
 	Replaced []string
 	// ExistingID and ExistingPipeline name the job that already had the request's idempotency
@@ -221,6 +230,19 @@ type ClaimParams struct {
 	Pipeline    string
 	Concurrency int
 	Now         time.Time
+	// Limit is the most jobs the claim starts, whatever the pipeline's concurrency allows (the
+	// first ones of the wait list that may start): the room left on the claiming node (its
+	// --max-jobs). 0: no limit.
+	Limit int
+}
+
+// LimitClaim returns the first limit of the jobs a claim may start (all of them when limit is
+// 0): what ClaimParams.Limit asks of a backend.
+func LimitClaim(ids []string, limit int) []string {
+	if limit > 0 && len(ids) > limit {
+		return ids[:limit]
+	}
+	return ids
 }
 
 // ClaimResult is what Store.Claim started.

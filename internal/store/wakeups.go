@@ -61,4 +61,13 @@ type RemoteCancel interface {
 	// CancelRequests returns the IDs of the running jobs of the store's registered node that
 	// have a cancel request (none when the store is not registered).
 	CancelRequests(ctx context.Context) ([]string, error)
+
+	// RequestInterrupt is RequestCancel for an interrupt_running pipeline: the request also
+	// names the newer job by that interrupts job jobID, so that the owner cancels it as
+	// interrupted (ReplacedBy = by, no on_error). The first interrupter of a job is kept.
+	RequestInterrupt(ctx context.Context, jobID, by string, now time.Time) (status pipeline.JobStatus, owner string, err error)
+
+	// InterruptedBy returns the job named by the interrupt request of job jobID (see
+	// RequestInterrupt); "" when it has none (no request, or a plain cancel request).
+	InterruptedBy(ctx context.Context, jobID string) (string, error)
 }

@@ -91,6 +91,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) (store.ClaimResu
 func (s *Store) startClaimed(ctx context.Context, tx pgx.Tx, p store.ClaimParams, r *claimReads) (store.ClaimResult, error) {
 	res := store.ClaimResult{NextStart: timeOf(r.next)}
 	ids, _ := pipeline.Claimable(r.running, p.Concurrency, r.ready, p.Now)
+	ids = store.LimitClaim(ids, p.Limit)
 	if len(ids) == 0 {
 		return res, nil
 	}

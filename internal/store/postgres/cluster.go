@@ -81,24 +81,24 @@ func (s *Store) Shared() bool { return true }
 // microseconds is the form in which a lease length is passed to SQL (interval precision).
 func microseconds(d time.Duration) int64 { return d.Microseconds() }
 
-const registerNodeSQL = `INSERT INTO nodes AS n (id, address, version, definitions_hash, epoch, state,
-		started, heartbeat, lease_until)
-	VALUES ($1, $2, $3, $4, 1, 'alive', clock_timestamp(), clock_timestamp(),
+const registerNodeSQL = `INSERT INTO nodes AS n (id, address, version, definitions_hash, max_jobs, epoch,
+		state, started, heartbeat, lease_until)
+	VALUES ($1, $2, $3, $4, $6, 1, 'alive', clock_timestamp(), clock_timestamp(),
 		clock_timestamp() + $5::bigint * interval '1 microsecond')
 	ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, version = EXCLUDED.version,
-		definitions_hash = EXCLUDED.definitions_hash, epoch = n.epoch + 1, state = 'alive',
+		definitions_hash = EXCLUDED.definitions_hash, max_jobs = EXCLUDED.max_jobs, epoch = n.epoch + 1, state = 'alive',
 		started = EXCLUDED.started, heartbeat = EXCLUDED.heartbeat, lease_until = EXCLUDED.lease_until
 	RETURNING epoch, lease_until`
 
 // RegisterNode implements store.Cluster.
 func (s *Store) RegisterNode(ctx context.Context, n store.NodeInfo, lease time.Duration) (store.Lease, error) {
-	if n.ID == "" || lease <= 0 {
-		return store.Lease{}, errors.New("register node: an ID and a positive lease are required")
+	if n.ID == "" || lease <= 0 || n.MaxJobs < 0 {
+		return store.Lease{}, errors.New("register node: an ID, a positive lease and a max jobs of 0 or more are required")
 	}
 	l := store.Lease{Node: n.ID}
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, registerNodeSQL, n.ID, n.Address, n.Version, n.DefinitionsHash,
-			microseconds(lease)).Scan(&l.Epoch, &l.Until)
+			microseconds(lease), n.MaxJobs).Scan(&l.Epoch, &l.Until)
 	})
 	if err != nil {
 		return store.Lease{}, fmt.Errorf("register node %s: %w", n.ID, err)
@@ -171,8 +171,8 @@ func (s *Store) ReapLostNodes(ctx context.Context, now time.Time) ([]store.Reape
 	return reaped, nil
 }
 
-// reapNode reaps one node under the lock of its row: when its lease has expired, it is marked
-// lost and all its running jobs end; otherwise only its running jobs of earlier epochs end.
+// reapNode reaps one node under the lock of its row: when its lease has expired, an alive node
+// is marked lost (a stopped one stays stopped) and all its running jobs end; otherwise only its running jobs of earlier epochs end.
 // Another reaper that reaped it meanwhile leaves nothing to end.
 func (s *Store) reapNode(ctx context.Context, id string, now time.Time) ([]string, error) {
 	var ended []string
@@ -186,7 +186,7 @@ func (s *Store) reapNode(ctx context.Context, id string, now time.Time) ([]strin
 		}
 		except := &epoch
 		if expired {
-			if _, err := tx.Exec(ctx, `UPDATE nodes SET state = 'lost' WHERE id = $1 AND state <> 'lost'`, id); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE nodes SET state = 'lost' WHERE id = $1 AND state = 'alive'`, id); err != nil {
 				return fmt.Errorf("mark lost: %w", err)
 			}
 			except = nil
@@ -279,7 +279,7 @@ func endOwnedJobs(ctx context.Context, tx pgx.Tx, node string, except *int64, re
 	return ids, nil
 }
 
-const nodesSQL = `SELECT n.id, n.address, n.version, n.definitions_hash, n.epoch, n.state, n.started,
+const nodesSQL = `SELECT n.id, n.address, n.version, n.definitions_hash, n.max_jobs, n.epoch, n.state, n.started,
 		n.heartbeat, n.lease_until,
 		(SELECT count(*) FROM jobs j WHERE j.node = n.id AND j.status = 'running')
 	FROM nodes n ORDER BY n.id`
@@ -295,7 +295,7 @@ func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
 		state string
 		nodes []store.Node
 	)
-	_, err = pgx.ForEachRow(rows, []any{&n.ID, &n.Address, &n.Version, &n.DefinitionsHash, &n.Epoch, &state,
+	_, err = pgx.ForEachRow(rows, []any{&n.ID, &n.Address, &n.Version, &n.DefinitionsHash, &n.MaxJobs, &n.Epoch, &state,
 		&n.Started, &n.Heartbeat, &n.LeaseUntil, &n.Running}, func() error {
 		n.State = store.NodeState(state)
 		nodes = append(nodes, n)
@@ -305,4 +305,42 @@ func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	return nodes, nil
+}
+
+const setDefinitionsHashSQL = `UPDATE nodes SET definitions_hash = $3 WHERE id = $1 AND epoch = $2`
+
+// SetDefinitionsHash implements store.Cluster. The registration also records the hash, so a
+// node that registers again after a lost lease keeps saying what it runs.
+func (s *Store) SetDefinitionsHash(ctx context.Context, hash string) error {
+	me := s.me()
+	if me == nil {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, setDefinitionsHashSQL, me.Node, me.Epoch, hash); err != nil {
+		return fmt.Errorf("record the definitions hash of node %s: %w", me.Node, err)
+	}
+	return nil
+}
+
+// stopNodeSQL marks the node of this epoch stopped and ends its lease by the database's clock,
+// so that its late writes are refused (prunner_check_lease wants it alive) and the reaper has
+// nothing to wait for.
+const stopNodeSQL = `UPDATE nodes SET state = 'stopped', heartbeat = clock_timestamp(),
+		lease_until = LEAST(lease_until, clock_timestamp())
+	WHERE id = $1 AND epoch = $2`
+
+// StopNode implements store.Cluster. A node that registered again meanwhile under the same ID
+// (another epoch: another process) is left alone.
+func (s *Store) StopNode(ctx context.Context) error {
+	me := s.me()
+	if me == nil {
+		return nil
+	}
+	if err := s.writeTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, stopNodeSQL, me.Node, me.Epoch)
+		return err
+	}); err != nil {
+		return fmt.Errorf("mark node %s stopped: %w", me.Node, err)
+	}
+	return nil
 }

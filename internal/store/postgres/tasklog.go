@@ -31,6 +31,12 @@ import (
 // once); when it still fails, every later Write and Close return the error, and the task fails
 // with it instead of losing output silently.
 //
+// Fencing. A store registered as a node commits a chunk only while the job is its own under
+// its lease, checked in the chunk's statement as every write about the job is (prunner_fence,
+// see cluster.go): a node that lost its lease (paused past it, reaped) cannot append output to
+// a job another node has ended. The refusal is store.ErrLeaseLost; the writer fails with it,
+// as after any failed commit.
+//
 // What a crash loses. A node that dies (kill -9, power loss) loses the output its tasks wrote
 // since their last committed chunk: at most two batches per stream (the one being committed
 // and the one being filled: 2 × 64 KiB by default) and at most FlushInterval (200 ms by
@@ -119,6 +125,17 @@ const (
 	insertOutputNotifySQL = `WITH chunk AS (INSERT INTO task_output (job_id, task, attempt, stream, off, data)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING)
 		SELECT pg_notify('` + OutputChannel + `', $7)`
+	// The fenced forms, for a store registered as a node: prunner_fence($1, node $7, epoch $8)
+	// runs first in the statement, and raises PRL01 (nothing inserted, nothing notified) when
+	// the job is not this node's under its lease, as it does for the job's other writes; $9 is
+	// the notification's payload.
+	insertOutputFencedSQL = `WITH fence AS (SELECT prunner_fence($1, $7, $8))
+		INSERT INTO task_output (job_id, task, attempt, stream, off, data)
+		SELECT $1, $2, $3, $4, $5, $6 FROM fence ON CONFLICT DO NOTHING`
+	insertOutputFencedNotifySQL = `WITH fence AS (SELECT prunner_fence($1, $7, $8)),
+		chunk AS (INSERT INTO task_output (job_id, task, attempt, stream, off, data)
+			SELECT $1, $2, $3, $4, $5, $6 FROM fence ON CONFLICT DO NOTHING)
+		SELECT pg_notify('` + OutputChannel + `', $9) FROM fence`
 	outputSizeSQL = `SELECT off + length(data) FROM task_output
 		WHERE job_id = $1 AND task = $2 AND attempt = $3 AND stream = $4 ORDER BY off DESC LIMIT 1`
 	// outputChunksSQL reads the chunks of a stream that hold the bytes [$5, $6), in order: from
@@ -185,10 +202,7 @@ func (b *TaskLogs) storedSize(ctx context.Context, k outputKey) (int64, error) {
 func (b *TaskLogs) insert(ctx context.Context, k outputKey, off int64, data []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, outputCommitTimeout)
 	defer cancel()
-	sql, args := insertOutputSQL, []any{k.a.JobID, []byte(k.a.Task), k.a.Number, string(k.stream), off, data}
-	if b.opts.Notify {
-		sql, args = insertOutputNotifySQL, append(args, wakePayload(b.s.sender(), k.a.JobID))
-	}
+	sql, args := b.insertStatement(k, off, data)
 	var err error
 	for attempt := 1; ; attempt++ {
 		if _, err = b.s.exec(ctx, sql, args...); err == nil || attempt == outputCommitAttempts {
@@ -201,9 +215,28 @@ func (b *TaskLogs) insert(ctx context.Context, k outputKey, off int64, data []by
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("store log of %s: %w", k.a, err)
+		// A refusal of the fence (tried again like any failure) is store.ErrLeaseLost.
+		return fmt.Errorf("store log of %s: %w", k.a, leaseLost(err))
 	}
 	return nil
+}
+
+// insertStatement returns the statement that stores one chunk and its arguments: fenced by the
+// node's lease when the store is registered as a node, with a notification when Notify is set.
+func (b *TaskLogs) insertStatement(k outputKey, off int64, data []byte) (string, []any) {
+	args := []any{k.a.JobID, []byte(k.a.Task), k.a.Number, string(k.stream), off, data}
+	payload := wakePayload(b.s.sender(), k.a.JobID)
+	me := b.s.me()
+	switch {
+	case me == nil && b.opts.Notify:
+		return insertOutputNotifySQL, append(args, payload)
+	case me == nil:
+		return insertOutputSQL, args
+	case b.opts.Notify:
+		return insertOutputFencedNotifySQL, append(args, me.Node, me.Epoch, payload)
+	default:
+		return insertOutputFencedSQL, append(args, me.Node, me.Epoch)
+	}
 }
 
 // unregister removes a closed appender from the live ones.

@@ -201,10 +201,11 @@ func (s *Store) admit(ctx context.Context, tx pgx.Tx, p store.AdmitParams, enc e
 			return err
 		}
 	}
-	if err := s.insertAdmitted(ctx, tx, p, enc, decision.Start); err != nil {
+	start := decision.Start && !p.NoStart // a node without room leaves the job to a claim
+	if err := s.insertAdmitted(ctx, tx, p, enc, start); err != nil {
 		return err
 	}
-	res.Started = decision.Start
+	res.Started, res.Held = start, decision.Start && !start
 	return nil
 }
 

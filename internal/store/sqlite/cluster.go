@@ -46,3 +46,9 @@ func (s *Store) RecoverNode(ctx context.Context, reason string, now time.Time) (
 
 // Nodes implements store.Cluster: SQLite keeps no node table.
 func (s *Store) Nodes(context.Context) ([]store.Node, error) { return nil, nil }
+
+// SetDefinitionsHash implements store.Cluster: without a node table there is nothing to record.
+func (s *Store) SetDefinitionsHash(context.Context, string) error { return nil }
+
+// StopNode implements store.Cluster: without a node table there is nothing to mark.
+func (s *Store) StopNode(context.Context) error { return nil }

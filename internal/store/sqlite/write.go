@@ -98,10 +98,11 @@ func (s *Store) admit(ctx context.Context, p store.AdmitParams, enc encodedJob, 
 			return err
 		}
 	}
-	if err := s.insertAdmitted(ctx, p, enc, decision.Start); err != nil {
+	start := decision.Start && !p.NoStart // a node without room leaves the job to a claim
+	if err := s.insertAdmitted(ctx, p, enc, start); err != nil {
 		return err
 	}
-	res.Started = decision.Start
+	res.Started, res.Held = start, decision.Start && !start
 	return nil
 }
 
@@ -284,6 +285,7 @@ func (s *Store) claim(ctx context.Context, p store.ClaimParams) (store.ClaimResu
 		return res, fmt.Errorf("read wait list: %w", err)
 	}
 	ids, _ := pipeline.Claimable(running, p.Concurrency, ready, p.Now)
+	ids = store.LimitClaim(ids, p.Limit)
 	res.NextStart = next
 	if len(ids) == 0 {
 		return res, nil

@@ -112,3 +112,66 @@ func testClaimNothingQueued(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Errorf("Claim() of an unknown pipeline = %+v, want nothing", res)
 	}
 }
+
+// testClaimLimit: ClaimParams.Limit bounds how many jobs a claim starts (the claiming node's
+// room), the first ones of the wait list; 0 is no limit. FinishAndClaim applies it as well.
+func testClaimLimit(t *testing.T, open func(t *testing.T) store.Store) {
+	f := newFixture(t, open)
+	d := testDefinition("p", 1)
+	f.admitStarted(d, at(0), "j1")
+	f.admitQueued(d, at(1), "j2", "j3", "j4", "j5", "j6")
+	// The pipeline now allows five at once; the claiming node has room for two.
+	claim := func(limit int, now time.Time) []string {
+		t.Helper()
+		res, err := f.s.Claim(f.ctx, store.ClaimParams{Pipeline: "p", Concurrency: 5, Now: now, Limit: limit})
+		if err != nil {
+			t.Fatalf("Claim(limit %d) error: %v", limit, err)
+		}
+		return jobIDs(res.Started)
+	}
+	if got := claim(2, at(2)); !slices.Equal(got, []string{"j2", "j3"}) {
+		t.Fatalf("Claim(limit 2) started %v, want [j2 j3]", got)
+	}
+	f.wantState("p", 3, "j4", "j5", "j6")
+	res, err := f.s.FinishAndClaim(f.ctx, store.FinishParams{JobID: "j1", Status: pipeline.JobSucceeded, End: at(3)},
+		store.ClaimParams{Pipeline: "p", Concurrency: 5, Now: at(3), Limit: 1})
+	if err != nil {
+		t.Fatalf("FinishAndClaim(limit 1) error: %v", err)
+	}
+	if got := jobIDs(res.Started); !slices.Equal(got, []string{"j4"}) {
+		t.Fatalf("FinishAndClaim(limit 1) started %v, want [j4]", got)
+	}
+	// No limit: what the concurrency allows (two more of five).
+	if got := claim(0, at(4)); !slices.Equal(got, []string{"j5", "j6"}) {
+		t.Fatalf("Claim(limit 0) started %v, want [j5 j6]", got)
+	}
+	f.wantState("p", 5)
+}
+
+// testAdmitNoStart: AdmitParams.NoStart stores the job queued even when admission would start
+// it, in its place on the wait list, and a later claim starts it.
+func testAdmitNoStart(t *testing.T, open func(t *testing.T) store.Store) {
+	f := newFixture(t, open)
+	d := testDefinition("p", 2)
+	j := newJob(d, "j1", at(0))
+	res, err := f.s.Admit(f.ctx, store.AdmitParams{Job: j, Definition: d, Now: at(0), NoStart: true})
+	if err != nil {
+		t.Fatalf("Admit(NoStart) error: %v", err)
+	}
+	if res.Started || !res.Held {
+		t.Fatalf("Admit(NoStart) Started = %v, Held = %v; want false, true", res.Started, res.Held)
+	}
+	f.wantStatus("j1", pipeline.JobQueued)
+	if got := f.job("j1").Start; got != nil {
+		t.Errorf("job j1 Start = %v, want nil", got)
+	}
+	// The next job waits behind it, as behind any waiting job: for its pipeline, not held.
+	if res := f.admit(d, newJob(d, "j2", at(1)), at(1)); res.Started || res.Held {
+		t.Fatalf("Admit(j2) Started = %v, Held = %v; want false, false", res.Started, res.Held)
+	}
+	f.wantState("p", 0, "j1", "j2")
+	if got := jobIDs(f.claim(d, at(2)).Started); !slices.Equal(got, []string{"j1", "j2"}) {
+		t.Fatalf("Claim() started %v, want [j1 j2]", got)
+	}
+	f.wantState("p", 2)
+}

@@ -37,6 +37,7 @@ func RunCluster(t *testing.T, openNodes func(t *testing.T, n int) []store.Store)
 		{"ClusterFinishRacesReaper", testClusterFinishRacesReaper},
 		{"ClusterRecoverNodeLeavesOthers", testClusterRecoverNodeLeavesOthers},
 		{"ClusterReapEarlierEpoch", testClusterReapEarlierEpoch},
+		{"ClusterNodeLifecycle", testClusterNodeLifecycle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -412,3 +412,63 @@ func testClusterReapEarlierEpoch(t *testing.T, openNodes func(t *testing.T, n in
 	newA.wantState("p", 1)
 	newA.finish("a2", pipeline.JobSucceeded, at(6))
 }
+
+// testClusterNodeLifecycle: a node's max jobs and definitions hash are listed (the hash as last
+// set); a node that stops is listed stopped, its writes are refused, the reaper does not call
+// it lost (it still ends a job the node left running), and it is alive again when it registers.
+func testClusterNodeLifecycle(t *testing.T, openNodes func(t *testing.T, n int) []store.Store) {
+	c := newCluster(t, openNodes, 2)
+	a, ac := c.node(0)
+	_, bc := c.node(1)
+	if _, err := ac.RegisterNode(a.ctx, store.NodeInfo{ID: "a", DefinitionsHash: "first", MaxJobs: 2}, longLease); err != nil {
+		t.Fatalf("RegisterNode(a) error: %v", err)
+	}
+	c.register(1, "b")
+	if err := ac.SetDefinitionsHash(a.ctx, "second"); err != nil {
+		t.Fatalf("SetDefinitionsHash() error: %v", err)
+	}
+	wantNodes := func(what string, want ...string) {
+		t.Helper()
+		nodes, err := bc.Nodes(a.ctx)
+		if err != nil {
+			t.Fatalf("Nodes() error: %v", err)
+		}
+		var got []string
+		for _, n := range nodes {
+			got = append(got, fmt.Sprintf("%s %s %s max=%d running=%d", n.ID, n.State, n.DefinitionsHash, n.MaxJobs, n.Running))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: Nodes() = %q, want %q", what, got, want)
+		}
+	}
+	wantNodes("registered", "a alive second max=2 running=0", "b alive hash-b max=0 running=0")
+
+	d := testDefinition("p", 1)
+	a.admitStarted(d, at(0), "left")
+	if err := ac.StopNode(a.ctx); err != nil {
+		t.Fatalf("StopNode() error: %v", err)
+	}
+	wantNodes("stopped", "a stopped second max=2 running=1", "b alive hash-b max=0 running=0")
+	wantLeaseLost(t, "FinishJob after StopNode", a.s.FinishJob(a.ctx,
+		store.FinishParams{JobID: "left", Status: pipeline.JobSucceeded, End: at(1)}))
+	_, err := a.tryAdmit(d, newJob(d, "late", at(1)), at(1))
+	wantLeaseLost(t, "Admit after StopNode", err)
+
+	// Its lease ended with it: the reaper ends the job it left at once, and it stays stopped.
+	reaped := c.reap(1, at(2))
+	if len(reaped) != 1 || reaped[0].Node != "a" || !slices.Equal(reaped[0].Jobs, []string{"left"}) {
+		t.Fatalf("ReapLostNodes() = %v, want job left of node a", reaped)
+	}
+	a.wantLost("left", "a", at(2))
+	if reaped := c.reap(1, at(3)); len(reaped) != 0 {
+		t.Errorf("ReapLostNodes() again = %v, want nothing", reaped)
+	}
+	wantNodes("reaped", "a stopped second max=2 running=0", "b alive hash-b max=0 running=0")
+
+	if _, err := ac.RegisterNode(a.ctx, store.NodeInfo{ID: "a", DefinitionsHash: "third", MaxJobs: 1}, longLease); err != nil {
+		t.Fatalf("RegisterNode(a) again error: %v", err)
+	}
+	wantNodes("registered again", "a alive third max=1 running=0", "b alive hash-b max=0 running=0")
+	a.admitStarted(d, at(4), "again")
+	a.finish("again", pipeline.JobSucceeded, at(5))
+}

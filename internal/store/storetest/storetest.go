@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimStartDelay", testClaimStartDelay},
 		{"ClaimSkipsJobsStillDelayed", testClaimSkipsJobsStillDelayed},
 		{"ClaimNothingQueued", testClaimNothingQueued},
+		{"ClaimLimit", testClaimLimit},
+		{"AdmitNoStart", testAdmitNoStart},
 		// finish.go
 		{"FinishJob", testFinishJob},
 		{"FinishJobErrors", testFinishJobErrors},

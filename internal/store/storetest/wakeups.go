@@ -23,6 +23,7 @@ func RunWakeups(t *testing.T, openNodes func(t *testing.T, n int) []store.Store)
 		{"WakeupsOfAdmitAndFinish", testWakeupsOfAdmitAndFinish},
 		{"WakeupsOnlyOfRegisteredNodes", testWakeupsOnlyOfRegisteredNodes},
 		{"RemoteCancel", testRemoteCancel},
+		{"RemoteInterrupt", testRemoteInterrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +116,16 @@ func testWakeupsOfAdmitAndFinish(t *testing.T, openNodes func(t *testing.T, n in
 	a.admitStarted(alone, at(3), "alone-1")
 	a.finish("alone-1", pipeline.JobSucceeded, at(4))
 	wantNoWakeup(t, gotB, "after the end of a job that nobody waits for")
+
+	// A job that a node without room (NoStart) stores queued wakes the others, which may have.
+	held := testDefinition("held", 1)
+	res, err := a.s.Admit(a.ctx, store.AdmitParams{Job: newJob(held, "held-1", at(5)), Definition: held, Now: at(5), NoStart: true})
+	if err != nil || !res.Held {
+		t.Fatalf("Admit(NoStart) = %+v, %v; want held", res, err)
+	}
+	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "held" {
+		t.Errorf("wake-up for pipeline %q after a held admission, want held", w.Pipeline)
+	}
 }
 
 // testWakeupsOnlyOfRegisteredNodes: a store that is not registered (one node per database)
@@ -180,5 +191,56 @@ func wantCancelRequests(t *testing.T, node string, rc store.RemoteCancel, want .
 	}
 	if len(got) != len(want) || len(got) > 0 && got[0] != want[0] {
 		t.Errorf("CancelRequests() of %s = %v, want %v", node, got, want)
+	}
+}
+
+// testRemoteInterrupt: an interrupt request is a cancel request (the owner hears of it and
+// finds it among its cancel requests) that names the interrupting job; the first one is kept.
+// A plain cancel request names none, and a job that is not running gets no request.
+func testRemoteInterrupt(t *testing.T, openNodes func(t *testing.T, n int) []store.Store) {
+	c := newCluster(t, openNodes, 2)
+	c.register(0, "a")
+	c.register(1, "b")
+	a, _ := c.node(0)
+	b, _ := c.node(1)
+	rcA, rcB := a.s.(store.RemoteCancel), b.s.(store.RemoteCancel)
+	gotA := c.listenTo(0)
+	d := testDefinition("p", 2)
+	a.admitStarted(d, at(0), "old", "plain")
+	a.admitQueued(d, at(1), "new")
+
+	status, owner, err := rcB.RequestInterrupt(c.ctx, "old", "new", at(2))
+	if err != nil || status != pipeline.JobRunning || owner != "a" {
+		t.Fatalf("RequestInterrupt(old) = %q, %q, %v; want running, a, nil", status, owner, err)
+	}
+	if w := wantWakeup(t, gotA, store.WakeCancel); w.JobID != "old" {
+		t.Errorf("cancel wake-up for job %q, want old", w.JobID)
+	}
+	wantCancelRequests(t, "a", rcA, "old")
+	if _, _, err := rcB.RequestInterrupt(c.ctx, "old", "newer", at(3)); err != nil {
+		t.Fatalf("RequestInterrupt(old) again error: %v", err)
+	}
+	wantInterruptedBy := func(id, want string) {
+		t.Helper()
+		if got, err := rcA.InterruptedBy(c.ctx, id); err != nil || got != want {
+			t.Errorf("InterruptedBy(%s) = %q, %v; want %q", id, got, err, want)
+		}
+	}
+	wantInterruptedBy("old", "new")
+	a.wantStatus("old", pipeline.JobRunning) // a request only: the owner ends it
+
+	if _, _, err := rcB.RequestCancel(c.ctx, "plain", at(4)); err != nil {
+		t.Fatal(err)
+	}
+	wantInterruptedBy("plain", "")
+	if status, _, err := rcB.RequestInterrupt(c.ctx, "new", "x", at(5)); err != nil || status != pipeline.JobQueued {
+		t.Errorf("RequestInterrupt(queued) = %q, %v; want queued, nil", status, err)
+	}
+	wantInterruptedBy("new", "")
+	if _, _, err := rcB.RequestInterrupt(c.ctx, "nope", "new", at(5)); !errors.Is(err, pipeline.ErrJobNotFound) {
+		t.Errorf("RequestInterrupt(nope) error %v, want ErrJobNotFound", err)
+	}
+	if _, err := rcB.InterruptedBy(c.ctx, "nope"); !errors.Is(err, pipeline.ErrJobNotFound) {
+		t.Errorf("InterruptedBy(nope) error %v, want ErrJobNotFound", err)
 	}
 }
