@@ -1,0 +1,125 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/prunner-dev/prunner/internal/store"
+)
+
+// unavailableError marks an error as store.ErrUnavailable and keeps the original chain, so that
+// callers can still ask for its cause (context.DeadlineExceeded, a *pgconn.PgError).
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return "database unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{store.ErrUnavailable, e.err} }
+
+// classify wraps err in store.ErrUnavailable when it is a connection-level failure (see
+// unreachable) and returns every other error (nil included) as it is, a lost commit too (see
+// commitLostError).
+func classify(err error) error {
+	var lost *commitLostError
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.As(err, &lost) || !unreachable(err) {
+		return err
+	}
+	return &unavailableError{err: err}
+}
+
+// commitLostError is the failure of a commit that was sent: the transaction may have been
+// stored or not, so it is not store.ErrUnavailable (which promises that nothing was stored).
+// The caller sees an internal error; a retry of an idempotent write finds out.
+type commitLostError struct{ err error }
+
+func (e *commitLostError) Error() string { return "commit: outcome unknown: " + e.err.Error() }
+func (e *commitLostError) Unwrap() error { return e.err }
+
+// unreachable reports whether err says that the database could not be reached or did not
+// answer, rather than that it refused what was asked: a failed connect, a lost or timed-out
+// connection, a deadline that passed while waiting for the server, or one of the server's
+// errors of the classes 08 (connection exception) and 57P0x (the server is shutting down,
+// crashed, or is not accepting connections yet). A cancelled context is the caller's decision,
+// not the database's failure: it is not unavailable.
+func unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0")
+	}
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+	)
+	return errors.As(err, &connectErr) ||
+		errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		pgconn.Timeout(err) ||
+		pgconn.SafeToRetry(err)
+}
+
+// boundConn is a connection of the pool whose I/O fails once its attempt's time is up: a
+// connection that a network fault froze (the peer neither answers nor closes it) would
+// otherwise block its caller until TCP gives up, which takes minutes. Write transactions run on
+// one (see Store.acquire); release returns it to the pool, or closes it when the time was up.
+type boundConn struct {
+	*pgxpool.Conn // the connection; Conn.Conn() is its pgx.Conn
+	limit         time.Duration
+	timer         *time.Timer
+	fired         atomic.Bool
+}
+
+// acquire takes a connection from the pool for an attempt that may last limit (0: no bound),
+// the wait for the connection included.
+func (s *Store) acquire(ctx context.Context, limit time.Duration) (*boundConn, error) {
+	if limit <= 0 {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &boundConn{Conn: conn}, nil
+	}
+	deadline := time.Now().Add(limit)
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, err := s.pool.Acquire(actx)
+	if err != nil {
+		return nil, err
+	}
+	b := &boundConn{Conn: conn, limit: limit}
+	netConn := conn.Conn().PgConn().Conn()
+	b.timer = time.AfterFunc(time.Until(deadline), func() {
+		b.fired.Store(true)
+		// Setting a deadline is safe while another goroutine uses the connection: its
+		// blocked read or write fails at once, and pgconn closes the connection.
+		_ = netConn.SetDeadline(time.Now())
+	})
+	return b, nil
+}
+
+// timedOut returns err, marked as a deadline that passed when the attempt's time ran out.
+func (b *boundConn) timedOut(err error) error {
+	if err == nil || !b.fired.Load() {
+		return err
+	}
+	return fmt.Errorf("no answer from the database within %s (%w): %w", b.limit, context.DeadlineExceeded, err)
+}
+
+// release gives the connection back to the pool; one whose time ran out is closed first, so
+// that the pool replaces it (its deadline has passed: it cannot be used again).
+func (b *boundConn) release() {
+	if b.timer != nil && !b.timer.Stop() {
+		_ = b.Conn.Conn().Close(context.Background())
+	}
+	b.Conn.Release()
+}
