@@ -157,6 +157,7 @@ func (r *Runner) reapLostNodes(cl store.Cluster) {
 // dropLost stops the job because its node lost the lease: its processes are killed and nothing
 // more about it is written (the store refuses it).
 func (jr *jobRun) dropLost() {
+	jr.lostOnce.Do(func() { close(jr.lost) })
 	if !jr.requestCancel(errLeaseLost) {
 		// Deciding its end (maybe running on_error): stop its processes all the same.
 		jr.cancel(errLeaseLost)

@@ -54,6 +54,7 @@ func (r *Runner) wake(w store.Wakeup) {
 	case store.WakeCancel:
 		r.cancelHere(w.JobID)
 	case store.WakeResync:
+		r.log.Info("wake-ups from other nodes: listening")
 		go r.poll()
 	case store.WakeLost:
 		r.log.Warn("wake-ups from other nodes: connection lost; reconnecting (polling meanwhile)", "error", w.Err)
