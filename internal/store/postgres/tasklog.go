@@ -179,7 +179,7 @@ func (b *TaskLogs) storedSize(ctx context.Context, k outputKey) (int64, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
-	return size, err
+	return size, classify(err)
 }
 
 // insert commits one chunk, trying again after a failure: the chunk's key is its offset, so a
@@ -458,7 +458,7 @@ func (r *outputReader) fetch(off int64) error {
 	rows, err := r.b.s.pool.Query(r.ctx, outputChunksSQL, k.a.JobID, []byte(k.a.Task), k.a.Number, string(k.stream),
 		off, min(off+outputReadAhead, r.stored))
 	if err != nil {
-		return fmt.Errorf("read log of %s: %w", k.a, err)
+		return fmt.Errorf("read log of %s: %w", k.a, classify(err))
 	}
 	defer rows.Close()
 	next := off // the offset up to which the window holds the stream
