@@ -93,7 +93,7 @@ func (r *Runner) heartbeat(cl store.Cluster, granted time.Time, timeout time.Dur
 		// The lease was lost: register again once the store answers.
 		sent, err := r.register(ctx, cl)
 		if err != nil {
-			r.log.Error("register node", "error", err)
+			r.logStoreError("register node", err)
 		}
 		return sent
 	}
@@ -101,6 +101,7 @@ func (r *Runner) heartbeat(cl store.Cluster, granted time.Time, timeout time.Dur
 	_, err := cl.RenewLease(ctx, r.lease())
 	switch {
 	case err == nil:
+		r.storeReachable()
 		return sent
 	case errors.Is(err, store.ErrLeaseLost):
 		r.leaseLost(err)
@@ -140,7 +141,7 @@ func (r *Runner) leaseLost(cause error) {
 func (r *Runner) reapLostNodes(cl store.Cluster) {
 	reaped, err := cl.ReapLostNodes(context.Background(), r.now())
 	if err != nil {
-		r.log.Error("reap lost nodes", "error", err)
+		r.logStoreError("reap lost nodes", err)
 	}
 	if len(reaped) == 0 {
 		return

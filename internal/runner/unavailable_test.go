@@ -1,10 +1,14 @@
 package runner
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,5 +88,25 @@ pipelines:
 	}
 	if task := j.Task("gate"); task == nil || task.Status != pipeline.TaskDone {
 		t.Errorf("task gate = %+v, want done: its end was dropped", task)
+	}
+}
+
+// TestOutageLoggedOnce: background work that finds the database unavailable logs it once as a
+// warning, then once that it is back; its other errors are logged each time.
+func TestOutageLoggedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	r := &Runner{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	down := fmt.Errorf("poll: %w", store.ErrUnavailable)
+	for range 3 {
+		r.logStoreError("poll the wait lists", down)
+	}
+	r.storeReachable()
+	r.storeReachable()
+	r.logStoreError("claim waiting jobs", errors.New("boom"))
+	out := logs.String()
+	for what, want := range map[string]int{"level=WARN": 1, "database reachable again": 1, "level=ERROR": 1} {
+		if got := strings.Count(out, what); got != want {
+			t.Errorf("%q logged %d times, want %d:\n%s", what, got, want, out)
+		}
 	}
 }

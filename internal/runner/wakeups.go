@@ -86,9 +86,10 @@ func (r *Runner) poll() {
 	}
 	names, err := r.st.QueuedPipelines(ctx)
 	if err != nil {
-		r.log.Error("poll the wait lists", "error", err)
+		r.logStoreError("poll the wait lists", err)
 		return
 	}
+	r.storeReachable()
 	for _, name := range names {
 		if r.defs.Load().Get(name) != nil {
 			r.claim(name)
@@ -104,7 +105,7 @@ func (r *Runner) pollCancelRequests(ctx context.Context) {
 	}
 	ids, err := rc.CancelRequests(ctx)
 	if err != nil {
-		r.log.Error("poll cancel requests", "error", err)
+		r.logStoreError("poll cancel requests", err)
 		return
 	}
 	for _, id := range ids {
