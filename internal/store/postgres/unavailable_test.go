@@ -232,3 +232,13 @@ func databaseOf(t *testing.T, u string) string {
 	}
 	return cfg.Database
 }
+
+// TestTruncatedJSONIsNotUnavailable: a column with truncated JSON is an error about the data, not
+// an unreachable database (json's io.ErrUnexpectedEOF must not read as a lost connection).
+func TestTruncatedJSONIsNotUnavailable(t *testing.T) {
+	var v map[string]any
+	err := unmarshalJSON(`{"a":`, &v)
+	if err == nil || errors.Is(classify(err), store.ErrUnavailable) {
+		t.Errorf("unmarshalJSON(truncated) = %v; want an error that is not ErrUnavailable", err)
+	}
+}
