@@ -71,6 +71,11 @@ func TestClusterSurvivesDatabaseCut(t *testing.T) {
 	if status, body := doWithin(a, "GET", "/readyz", nil); status != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("unavailable")) {
 		t.Errorf("/readyz during the cut: %d %s, want 503 unavailable", status, body)
 	}
+	for _, read := range []string{"/job/detail?id=" + ids[0], "/pipelines/jobs", "/job/logs?id=" + ids[0] + "&task=run", "/nodes"} {
+		if status, body := doWithin(a, "GET", read, nil); status != http.StatusServiceUnavailable || errorOf(body) != api.UnavailableMessage {
+			t.Errorf("GET %s during the cut: %d %s, want 503 with %q", read, status, body, api.UnavailableMessage)
+		}
+	}
 	if !pidAlive(taskPID) {
 		t.Fatalf("the running job's process died with the database connection")
 	}
