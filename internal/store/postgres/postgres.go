@@ -55,8 +55,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,6 +102,9 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultCallTimeout is Options.CallTimeout's default.
 	DefaultCallTimeout = 10 * time.Second
+	// tcpTimeout is how long a TCP connection to the database may have data unacknowledged
+	// (and the idle time before keepalive probes begin); see dialer.
+	tcpTimeout = 15 * time.Second
 	// pingTimeout bounds the liveness check of a connection that was idle for a second
 	// before the pool hands it out again; a connection that fails it is replaced.
 	pingTimeout = 3 * time.Second
@@ -182,7 +188,26 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	if cfg.PingTimeout == 0 {
 		cfg.PingTimeout = pingTimeout
 	}
+	cfg.ConnConfig.DialFunc = dialer(cfg.ConnConfig.ConnectTimeout).DialContext
 	return cfg, nil
+}
+
+// dialer makes the TCP connections to the database: with keepalives and TCP_USER_TIMEOUT of
+// tcpTimeout, so that a connection whose peer vanished (a network partition: nothing is
+// acknowledged, nothing is closed) fails within tcpTimeout whatever waits on it, a read and the
+// LISTEN connection included, which the call timeout does not bound. connect bounds the dial
+// (as pgx's own dialer does with connect_timeout).
+func dialer(connect time.Duration) *net.Dialer {
+	return &net.Dialer{
+		Timeout:   connect,
+		KeepAlive: tcpTimeout,
+		Control: func(network, _ string, c syscall.RawConn) error {
+			if !strings.HasPrefix(network, "tcp") {
+				return nil // a Unix socket
+			}
+			return setUserTimeout(c, tcpTimeout)
+		},
+	}
 }
 
 // Close closes the pool's connections, waiting for the ones in use, and then releases the
