@@ -362,20 +362,37 @@ func (s *Store) tryTx(ctx context.Context, limit time.Duration, fn func(tx pgx.T
 	defer conn.release()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
+		s.checkLost(conn, err)
 		return true, conn.timedOut(err)
 	}
 	if err := fn(tx); err != nil {
-		lost := tx.Conn().IsClosed()
+		lost := s.checkLost(conn, err)
 		_ = tx.Rollback(ctx)
 		return lost || retryable(err), leaseLost(conn.timedOut(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
+		s.checkLost(conn, err)
 		if unreachable(err) && !pgconn.SafeToRetry(err) {
 			return false, &commitLostError{conn.timedOut(err)}
 		}
 		return retryable(err), leaseLost(conn.timedOut(err))
 	}
 	return false, nil
+}
+
+// checkLost reports whether a call that failed with err lost its connection. A connection lost
+// for another reason than the caller's cancellation most likely went with its server (a
+// PostgreSQL restart) or its network: the pool's other connections are closed too (in use ones
+// when they are given back), so that the next calls dial afresh instead of each finding a
+// dead connection first.
+func (s *Store) checkLost(conn *boundConn, err error) bool {
+	if !conn.Conn.Conn().IsClosed() {
+		return false
+	}
+	if !errors.Is(err, context.Canceled) {
+		s.pool.Reset()
+	}
+	return true
 }
 
 // exec runs one idempotent statement outside a transaction (autocommit), bounded by the call
@@ -389,7 +406,7 @@ func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 		}
 		tag, err := conn.Exec(ctx, sql, args...)
 		err = conn.timedOut(err)
-		lost := err != nil && conn.Conn.Conn().IsClosed()
+		lost := err != nil && s.checkLost(conn, err)
 		conn.release()
 		if !lost || attempt == 2 || ctx.Err() != nil || noConnection(err) {
 			return tag, classify(err)

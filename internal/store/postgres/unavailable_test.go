@@ -172,21 +172,31 @@ func TestWriteBoundedByCallTimeout(t *testing.T) {
 }
 
 // TestTerminatedConnectionsAreReplaced: after every connection of the store was ended (as by a
-// PostgreSQL restart), writes succeed at once (a lost connection is retried on a new one), and
-// reads fail at most with ErrUnavailable until the pool has replaced its broken connections.
+// PostgreSQL restart), writes succeed at once (a lost connection is retried on a new one, and
+// the pool drops the others), and reads fail at most with ErrUnavailable until the pool has
+// replaced its broken connections.
 func TestTerminatedConnectionsAreReplaced(t *testing.T) {
 	t.Parallel()
 	pgtest.Require(t)
 	u := pgtest.NewDatabase(t)
-	s := openTest(t, u)
+	// More connections than a write's attempts: without the pool's reset after a lost one, a
+	// write could find a dead connection at every attempt.
+	s, err := OpenWith(t.Context(), u, Options{MaxConns: 2 * maxAttempts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	db := databaseOf(t, u)
 	d := clusterDefinition("p", 0, nil)
-	fillPool(t, s)
-	if n := pgtest.TerminateConnections(t, db); n == 0 {
-		t.Fatal("no connection was ended")
-	}
-	if _, err := s.Admit(t.Context(), store.AdmitParams{Job: clusterJob(d, "after"), Definition: d, Now: time.Now()}); err != nil {
-		t.Fatalf("Admit() after the connections were ended: %v", err)
+	for i := range 3 {
+		fillPool(t, s)
+		if n := pgtest.TerminateConnections(t, db); n == 0 {
+			t.Fatal("no connection was ended")
+		}
+		id := fmt.Sprint("after-", i)
+		if _, err := s.Admit(t.Context(), store.AdmitParams{Job: clusterJob(d, id), Definition: d, Now: time.Now()}); err != nil {
+			t.Fatalf("Admit(%s) after the connections were ended: %v", id, err)
+		}
 	}
 
 	fillPool(t, s)
