@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,10 +48,12 @@ func newCutNode(t *testing.T, yml, url, id, lease string) *server {
 // gets 503 with an error that says what to do, the node is not ready, and the running job's
 // process goes on and finishes. After the restore, without a restart of prunner: the running
 // job's end is recorded (succeeded, with all its output), the jobs acknowledged before the cut
-// run, each once, new schedules work, and the node listens for wake-ups again.
+// run, each once, new schedules work, and the node listens for wake-ups again. Then every
+// session of the database is ended, as a PostgreSQL restart does, and the node goes on.
 func TestClusterSurvivesDatabaseCut(t *testing.T) {
 	t.Parallel()
-	proxyURL, proxy := proxiedURL(t, pgtest.NewDatabase(t))
+	url := pgtest.NewDatabase(t)
+	proxyURL, proxy := proxiedURL(t, url)
 	shared := t.TempDir()
 	a := newCutNode(t, dbCutPipelines(shared), proxyURL, "a", "10s")
 	pid := a.cmd.Process.Pid
@@ -112,6 +115,14 @@ func TestClusterSurvivesDatabaseCut(t *testing.T) {
 	}
 	if status, body := a.do("GET", "/readyz", nil); status != http.StatusOK {
 		t.Errorf("/readyz after the restore: %d %s", status, body)
+	}
+	// A PostgreSQL restart ends every session: the next schedule is stored all the same (its
+	// write retries on a new connection) and runs.
+	if n := pgtest.TerminateConnections(t, databaseName(t, url)); n == 0 {
+		t.Fatal("no connection of the node was ended")
+	}
+	if id := a.schedule("gated", map[string]any{"n": "restarted"}); a.waitFinished(id).Status != "succeeded" {
+		t.Errorf("a job scheduled after the database's sessions ended did not succeed")
 	}
 	// The wake-up listener lost its connection with the cut and listens again.
 	eventually(t, 15*time.Second, "the wake-up listener to connect again", func() bool {
@@ -205,6 +216,16 @@ func doWithin(s *server, method, path string, body any) (int, []byte) {
 	}
 	validateAgainstOpenAPI(s.t, req, resp.StatusCode, resp.Header, data)
 	return resp.StatusCode, data
+}
+
+// databaseName returns the database of a PostgreSQL URL.
+func databaseName(t *testing.T, databaseURL string) string {
+	t.Helper()
+	u, err := neturl.Parse(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
 }
 
 // errorOf returns the error message of a JSON error body.
