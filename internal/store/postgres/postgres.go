@@ -317,7 +317,7 @@ const maxAttempts = 5
 // writeTx runs fn in a read-committed transaction and commits when fn returns nil. A
 // transaction that failed for a reason a second attempt resolves (see tryTx) runs again from the
 // start: fn must reset what it keeps from an earlier attempt. Each attempt is bounded by the
-// store's call timeout (see bound). A failure to reach the database is returned at once, as
+// store's call timeout (see boundConn). A failure to reach the database is returned at once, as
 // store.ErrUnavailable: the pool has no connection to offer, and a caller that waits for the
 // database retries at its own pace.
 func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
