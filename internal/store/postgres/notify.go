@@ -177,7 +177,7 @@ func (s *Store) listenOnce(ctx context.Context, fn func(store.Wakeup)) error {
 	}
 	fn(store.Wakeup{Kind: store.WakeResync})
 	for {
-		n, err := waitForNotification(ctx, conn)
+		n, err := waitForNotification(ctx, conn, s.listenCheck)
 		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
@@ -193,11 +193,11 @@ func (s *Store) listenOnce(ctx context.Context, fn func(store.Wakeup)) error {
 const listenCheck = 15 * time.Second
 
 // waitForNotification waits for the next notification on conn until ctx ends, and checks every
-// listenCheck that the connection still works (a ping within pingTimeout); it fails when the
+// check that the connection still works (a ping within pingTimeout); it fails when the
 // connection does.
-func waitForNotification(ctx context.Context, conn *pgx.Conn) (*pgconn.Notification, error) {
+func waitForNotification(ctx context.Context, conn *pgx.Conn, check time.Duration) (*pgconn.Notification, error) {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, listenCheck)
+		wctx, cancel := context.WithTimeout(ctx, check)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {

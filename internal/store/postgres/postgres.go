@@ -122,6 +122,9 @@ type Store struct {
 	self atomic.Pointer[store.Lease]
 	// callTimeout is Options.CallTimeout with its default applied (0: no bound).
 	callTimeout time.Duration
+	// listenCheck is how long a listening connection waits before it checks the database
+	// (listenCheck, shorter in tests).
+	listenCheck time.Duration
 
 	closeOnce sync.Once
 }
@@ -159,7 +162,7 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 		node.release()
 		return nil, err
 	}
-	s := &Store{pool: pool, node: node, callTimeout: callTimeoutOf(opts)}
+	s := &Store{pool: pool, node: node, callTimeout: callTimeoutOf(opts), listenCheck: listenCheck}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -578,7 +578,7 @@ func (s *Store) listenOutputOnce(ctx context.Context, fn func(jobID string)) err
 		return fmt.Errorf("listen for output: %w", err)
 	}
 	for {
-		n, err := waitForNotification(ctx, conn)
+		n, err := waitForNotification(ctx, conn, s.listenCheck)
 		if err != nil {
 			return fmt.Errorf("listen for output: %w", err)
 		}

@@ -69,7 +69,7 @@ func lazyStore(t *testing.T, url string, opts Options) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{pool: pool, callTimeout: callTimeoutOf(opts)}
+	s := &Store{pool: pool, callTimeout: callTimeoutOf(opts), listenCheck: listenCheck}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
