@@ -169,7 +169,12 @@ type errorBody struct {
 func errorHandler(logger *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status, msg := errorStatus(err)
-		if status >= fiber.StatusInternalServerError && !errors.Is(err, pipeline.ErrShuttingDown) && !errors.Is(err, store.ErrLeaseLost) {
+		switch {
+		case errors.Is(err, store.ErrUnavailable):
+			// Not a failure of prunner's: the database is down or cut off, and every request
+			// says so until it is back. One line, without the noise of an internal error.
+			logger.Warn("request failed: database unavailable", "method", c.Method(), "path", c.Path(), "status", status, "error", err)
+		case status >= fiber.StatusInternalServerError && !errors.Is(err, pipeline.ErrShuttingDown) && !errors.Is(err, store.ErrLeaseLost):
 			logger.Error("request failed", "method", c.Method(), "path", c.Path(), "status", status, "error", err)
 		}
 		c.Response().ResetBody()
@@ -205,6 +210,10 @@ type scheduleError struct {
 func (e *scheduleError) Error() string { return e.err.Error() }
 func (e *scheduleError) Unwrap() error { return e.err }
 
+// UnavailableMessage is the error of every response to a request that failed because the job
+// database could not be reached (store.ErrUnavailable).
+const UnavailableMessage = "The job database is unreachable: nothing was stored; retry in a moment"
+
 // errorStatus is the one mapping from errors to HTTP statuses and the messages clients see.
 // Messages of internal errors are never shown; the caller logs them.
 func errorStatus(err error) (status int, message string) {
@@ -222,6 +231,10 @@ func errorStatus(err error) (status int, message string) {
 		// A node of a cluster that lost its lease on the database writes nothing until it has
 		// a new one: nothing was stored, and another node (or this one in a moment) can take it.
 		return fiber.StatusServiceUnavailable, "This node has lost its lease on the database and stores nothing until it has a new one: retry in a moment or through another node"
+	case errors.Is(err, store.ErrUnavailable):
+		// The store could not reach the database (or it did not answer in time): the request
+		// changed nothing, and the same request succeeds once the database is back.
+		return fiber.StatusServiceUnavailable, UnavailableMessage
 	case errors.Is(err, pipeline.ErrScheduleNotFound):
 		return fiber.StatusNotFound, err.Error()
 	case errors.Is(err, pipeline.ErrScheduleExists), errors.Is(err, pipeline.ErrScheduleFromFile):

@@ -476,6 +476,22 @@ func TestScheduleErrors(t *testing.T) {
 	}
 }
 
+// TestScheduleDatabaseUnavailable: a schedule request that fails because the database cannot be
+// reached gets 503 with an error that says what to do, and is logged as a warning, not as an
+// internal error.
+func TestScheduleDatabaseUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	seed(e.runner)
+	e.runner.scheduleErr = fmt.Errorf("admit: %w: dial tcp: connection refused", store.ErrUnavailable)
+	resp, body := e.do(t, http.MethodPost, "/pipelines/schedule", `{"pipeline":"release_it"}`)
+	wantError(t, resp, body, http.StatusServiceUnavailable, UnavailableMessage)
+	logs := e.logs.String()
+	if !strings.Contains(logs, "database unavailable") || strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("logs = %s; want one warning about the database, no error", logs)
+	}
+}
+
 func TestScheduleAcceptsNullVariables(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
@@ -602,6 +618,7 @@ func TestErrorStatus(t *testing.T) {
 		{fmt.Errorf("x: %w", pipeline.ErrJobFinished), 409, "Job already finished"},
 		{fmt.Errorf("x: %w", pipeline.ErrShuttingDown), 503, "Server is shutting down"},
 		{fmt.Errorf("admit: %w", store.ErrLeaseLost), 503, "This node has lost its lease on the database and stores nothing until it has a new one: retry in a moment or through another node"},
+		{fmt.Errorf("admit: %w", store.ErrUnavailable), 503, "The job database is unreachable: nothing was stored; retry in a moment"},
 		{fiber.ErrRequestEntityTooLarge, 413, "Request Entity Too Large"},
 		{fiber.ErrNotFound, 404, "Not Found"},
 		{fiber.ErrMethodNotAllowed, 405, "Method Not Allowed"},

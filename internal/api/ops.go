@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	_ "embed"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -13,6 +15,10 @@ import (
 //go:embed openapi.json
 var openAPISpec []byte
 
+// readyTimeout bounds a readiness check: a database that does not answer within it makes the
+// node unready, rather than the check hanging until the load balancer gives up on it.
+const readyTimeout = 5 * time.Second
+
 // registerOps adds the routes for operators: liveness, readiness, metrics and the OpenAPI
 // document. Health checks and the document need no token (load balancers and code generators
 // have none); metrics do unless cfg.MetricsPublic.
@@ -22,7 +28,9 @@ func registerOps(app *fiber.App, cfg Config, authn fiber.Handler) {
 	})
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		if cfg.Ready != nil {
-			if err := cfg.Ready(c.UserContext()); err != nil {
+			ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
 				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "error": err.Error()})
 			}
 		}

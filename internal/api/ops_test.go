@@ -32,6 +32,23 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
+// TestReadinessIsBounded: the readiness check runs with a deadline, so that a database that
+// does not answer makes the node unready instead of hanging the check.
+func TestReadinessIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, func(c *Config) {
+		c.Ready = func(ctx context.Context) error {
+			if _, ok := ctx.Deadline(); !ok {
+				return errors.New("no deadline")
+			}
+			return nil
+		}
+	})
+	if resp, body := e.send(t, httptest.NewRequest(http.MethodGet, "/readyz", nil)); resp.StatusCode != 200 {
+		t.Errorf("/readyz: %d %s, want 200 (the check must get a deadline)", resp.StatusCode, body)
+	}
+}
+
 func TestMetricsRouteAuth(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)

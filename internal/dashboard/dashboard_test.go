@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
 )
 
 const (
@@ -418,6 +419,7 @@ func TestStartJobErrorsKeepTheForm(t *testing.T) {
 		{"value without name", "build", url.Values{"var_key": {""}, "var_value": {"v"}}, nil, http.StatusBadRequest, "has a value but no name"},
 		{"queue full", "build", url.Values{"var_key": {"k"}, "var_value": {xssAttr}}, fmt.Errorf("%w: the wait list of pipeline \"build\" is full (queue_limit: 1)", pipeline.ErrQueueFull), http.StatusConflict, "is full"},
 		{"shutting down", "build", nil, pipeline.ErrShuttingDown, http.StatusServiceUnavailable, "shutting down"},
+		{"database unreachable", "build", nil, fmt.Errorf("admit: %w", store.ErrUnavailable), http.StatusServiceUnavailable, "cannot be reached"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

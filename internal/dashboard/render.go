@@ -9,6 +9,7 @@ import (
 
 	"github.com/prunner-dev/prunner/internal/dashboard/view"
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/web/templates"
 )
 
@@ -86,6 +87,8 @@ func failure(err error) (status int, heading, msg string) {
 		return fiber.StatusConflict, "Not scheduled", err.Error()
 	case errors.Is(err, pipeline.ErrShuttingDown):
 		return fiber.StatusServiceUnavailable, "Server is shutting down", "The server is shutting down and accepts no new jobs. Try again after the restart."
+	case errors.Is(err, store.ErrUnavailable):
+		return fiber.StatusServiceUnavailable, "Database unreachable", "The job database cannot be reached just now: nothing was stored. Try again in a moment."
 	default:
 		return fiber.StatusInternalServerError, "Something went wrong", "The server could not answer this request. Its log has the details."
 	}

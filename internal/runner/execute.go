@@ -37,6 +37,10 @@ type jobRun struct {
 	finalizing bool
 	// done is closed when the job's end is stored.
 	done chan struct{}
+	// lost is closed when the node lost its lease and with it the job (see dropLost): the
+	// writes about the job that wait for the database give up then.
+	lost     chan struct{}
+	lostOnce sync.Once
 	// next holds the jobs that the store started in the slot this job freed, in the transaction
 	// that ended it (see persistEnd); nil when that claim did not happen.
 	next *store.ClaimResult
@@ -55,7 +59,7 @@ type taskResult struct {
 
 func newJobRun(r *Runner, job *pipeline.Job) *jobRun {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &jobRun{r: r, job: job, def: job.Definition, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	return &jobRun{r: r, job: job, def: job.Definition, ctx: ctx, cancel: cancel, done: make(chan struct{}), lost: make(chan struct{})}
 }
 
 // requestCancel stops the job with cause; the first cause wins. It reports false when the job
@@ -300,7 +304,10 @@ func (jr *jobRun) writeTask(t pipeline.Task) {
 		jr.job.Tasks = append(jr.job.Tasks, t)
 	}
 	jr.mu.Unlock()
-	if err := jr.r.st.UpdateTask(context.Background(), jr.job.ID, t); err != nil {
+	err := jr.retryUnavailable("write task", func() error {
+		return jr.r.st.UpdateTask(context.Background(), jr.job.ID, t)
+	})
+	if err != nil {
 		jr.r.log.Error("write task", "job_id", jr.job.ID, "task", t.Name, "error", err)
 		if errors.Is(err, store.ErrLeaseLost) {
 			// Another node decides this job's end now: stop its processes.
@@ -309,24 +316,66 @@ func (jr *jobRun) writeTask(t pipeline.Task) {
 	}
 }
 
+// Backoff of the writes about a running job while the database is unavailable: from
+// unavailableRetryMin, doubling up to unavailableRetryMax, so that a write goes through within
+// about a second of the database's return.
+const (
+	unavailableRetryMin = 100 * time.Millisecond
+	unavailableRetryMax = time.Second
+)
+
+// retryUnavailable calls write until it returns anything but store.ErrUnavailable, and returns
+// that. While the database is unavailable it waits with backoff: a write about a running job
+// must not be dropped (a job whose end is never recorded stays running for ever), and the
+// job's processes go on meanwhile. It gives up, returning the last error, when the node lost
+// its lease and with it the job (another node then records the job's end). A node without a
+// lease (one node on its database) waits until the database is back or the runner is stopped.
+func (jr *jobRun) retryUnavailable(what string, write func() error) error {
+	delay := unavailableRetryMin
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if !errors.Is(err, store.ErrUnavailable) {
+			if attempt > 1 && err == nil {
+				jr.r.log.Info(what+": stored after the database came back", "job_id", jr.job.ID, "attempts", attempt)
+			}
+			return err
+		}
+		if attempt == 1 {
+			jr.r.log.Warn(what+": database unavailable, retrying until it is back or this node's lease is lost",
+				"job_id", jr.job.ID, "error", err)
+		}
+		if !jr.pause(delay) {
+			jr.r.log.Warn(what+": giving up, this node lost its lease while the database was unavailable; another node records the job's end",
+				"job_id", jr.job.ID, "error", err)
+			return err
+		}
+		delay = min(2*delay, unavailableRetryMax)
+	}
+}
+
+// pause waits for d; false when the job was lost with the node's lease meanwhile.
+func (jr *jobRun) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-jr.lost:
+		return false
+	}
+}
+
 // persistEnd writes the job's final state. A job must never stay "running" in the store while no
-// process runs it, so a failed write (a full disk, a busy database) is retried with backoff for a
-// while; if it still fails, the next start's recovery ends the job.
+// process runs it, so a failed write is retried with backoff: while the database is unavailable
+// until it is back or the node's lease is lost (see retryUnavailable), after other errors (a full
+// disk) ten times; if it still fails, the next start's recovery ends the job.
 //
 // Unless the runner is closing, the same transaction claims the waiting jobs of the pipeline that
 // may start in the freed slot (jr.next): one write less per job on a busy pipeline.
 func (jr *jobRun) persistEnd(p store.FinishParams) {
 	delay := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		var err error
-		if claim, ok := jr.r.claimParams(jr.job.Pipeline); ok {
-			var res store.ClaimResult
-			if res, err = jr.r.st.FinishAndClaim(context.Background(), p, claim); err == nil {
-				jr.next = &res
-			}
-		} else {
-			err = jr.r.st.FinishJob(context.Background(), p)
-		}
+		err := jr.retryUnavailable("finish job", func() error { return jr.finishOnce(p) })
 		if err == nil || errors.Is(err, pipeline.ErrJobFinished) || errors.Is(err, pipeline.ErrJobNotFound) {
 			return
 		}
@@ -335,12 +384,26 @@ func (jr *jobRun) persistEnd(p store.FinishParams) {
 			jr.r.log.Warn("finish job: refused, this node lost its lease", "job_id", p.JobID, "error", err)
 			return
 		}
-		if attempt == 10 {
-			jr.r.log.Error("finish job: giving up; the job is ended on the next start", "job_id", p.JobID, "error", err)
+		if errors.Is(err, store.ErrUnavailable) || attempt == 10 {
+			jr.r.log.Error("finish job: giving up; the job is ended by the reaper or on the next start", "job_id", p.JobID, "error", err)
 			return
 		}
 		jr.r.log.Error("finish job: retrying", "job_id", p.JobID, "attempt", attempt, "error", err)
 		time.Sleep(delay)
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// finishOnce stores the job's end once, with the claim of the freed slot unless the runner is
+// closing.
+func (jr *jobRun) finishOnce(p store.FinishParams) error {
+	claim, ok := jr.r.claimParams(jr.job.Pipeline)
+	if !ok {
+		return jr.r.st.FinishJob(context.Background(), p)
+	}
+	res, err := jr.r.st.FinishAndClaim(context.Background(), p, claim)
+	if err == nil {
+		jr.next = &res
+	}
+	return err
 }

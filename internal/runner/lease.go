@@ -98,7 +98,7 @@ func (r *Runner) heartbeat(cl store.Cluster, granted time.Time, timeout time.Dur
 		// The lease was lost: register again once the store answers.
 		sent, err := r.register(ctx, cl)
 		if err != nil {
-			r.log.Error("register node", "error", err)
+			r.logStoreError("register node", err)
 		}
 		return sent
 	}
@@ -106,6 +106,7 @@ func (r *Runner) heartbeat(cl store.Cluster, granted time.Time, timeout time.Dur
 	_, err := cl.RenewLease(ctx, r.lease())
 	switch {
 	case err == nil:
+		r.storeReachable()
 		return sent
 	case errors.Is(err, store.ErrLeaseLost):
 		r.leaseLost(err)
@@ -145,7 +146,7 @@ func (r *Runner) leaseLost(cause error) {
 func (r *Runner) reapLostNodes(cl store.Cluster) {
 	reaped, err := cl.ReapLostNodes(context.Background(), r.now())
 	if err != nil {
-		r.log.Error("reap lost nodes", "error", err)
+		r.logStoreError("reap lost nodes", err)
 	}
 	if len(reaped) == 0 {
 		return
@@ -162,6 +163,7 @@ func (r *Runner) reapLostNodes(cl store.Cluster) {
 // dropLost stops the job because its node lost the lease: its processes are killed and nothing
 // more about it is written (the store refuses it).
 func (jr *jobRun) dropLost() {
+	jr.lostOnce.Do(func() { close(jr.lost) })
 	if !jr.requestCancel(errLeaseLost) {
 		// Deciding its end (maybe running on_error): stop its processes all the same.
 		jr.cancel(errLeaseLost)

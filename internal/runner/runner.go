@@ -136,6 +136,9 @@ type Runner struct {
 
 	// wakeupsOff turns the listener of wake-ups off (tests of the poll; see wakeups.go).
 	wakeupsOff bool
+
+	// storeDown is set while the background work finds the database unavailable (outage.go).
+	storeDown atomic.Bool
 }
 
 // New returns a Runner that is not started yet.
@@ -690,9 +693,10 @@ func (r *Runner) claimOnce(name string) {
 	defer r.releaseSlots(p.Limit)
 	res, err := r.st.Claim(context.Background(), p)
 	if err != nil {
-		r.log.Error("claim waiting jobs", "pipeline", name, "error", err)
+		r.logStoreError("claim waiting jobs", err, "pipeline", name)
 		return
 	}
+	r.storeReachable()
 	r.startClaimed(name, res)
 }
 

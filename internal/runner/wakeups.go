@@ -55,6 +55,7 @@ func (r *Runner) wake(w store.Wakeup) {
 		// It reads the request in the store: not on the listener's goroutine.
 		go r.cancelHere(w.JobID)
 	case store.WakeResync:
+		r.log.Info("wake-ups from other nodes: listening")
 		go r.poll()
 	case store.WakeLost:
 		r.log.Warn("wake-ups from other nodes: connection lost; reconnecting (polling meanwhile)", "error", w.Err)
@@ -86,9 +87,10 @@ func (r *Runner) poll() {
 	}
 	names, err := r.st.QueuedPipelines(ctx)
 	if err != nil {
-		r.log.Error("poll the wait lists", "error", err)
+		r.logStoreError("poll the wait lists", err)
 		return
 	}
+	r.storeReachable()
 	for _, name := range names {
 		if r.defs.Load().Get(name) != nil {
 			r.claim(name)
@@ -104,7 +106,7 @@ func (r *Runner) pollCancelRequests(ctx context.Context) {
 	}
 	ids, err := rc.CancelRequests(ctx)
 	if err != nil {
-		r.log.Error("poll cancel requests", "error", err)
+		r.logStoreError("poll cancel requests", err)
 		return
 	}
 	for _, id := range ids {

@@ -151,7 +151,7 @@ const lockNodeSQL = `SELECT epoch, lease_until <= clock_timestamp() FROM nodes W
 // node's trouble does not hold back the others.
 func (s *Store) ReapLostNodes(ctx context.Context, now time.Time) ([]store.ReapedNode, error) {
 	var ids []string
-	rows, err := s.pool.Query(ctx, reapCandidatesSQL)
+	rows, err := s.query(ctx, reapCandidatesSQL)
 	if err == nil {
 		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
@@ -286,7 +286,7 @@ const nodesSQL = `SELECT n.id, n.address, n.version, n.definitions_hash, n.max_j
 
 // Nodes implements store.Cluster.
 func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
-	rows, err := s.pool.Query(ctx, nodesSQL)
+	rows, err := s.query(ctx, nodesSQL)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}

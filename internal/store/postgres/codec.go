@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -106,7 +108,13 @@ func encodeTask(t pipeline.Task) (encodedTask, error) {
 func unmarshalJSON(text string, v any) error {
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
-	return dec.Decode(v)
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// Truncated text in a column: not the lost connection that an EOF error of a store
+		// call means (see unreachable).
+		return fmt.Errorf("truncated JSON (%d bytes)", len(text))
+	}
+	return err
 }
 
 // decodeVariables decodes a variables column; NULL is nil.

@@ -37,7 +37,8 @@ func (s *Store) ImportJobs(ctx context.Context, jobs []*pipeline.Job) (int, erro
 		return 0, fmt.Errorf("import jobs: %w", err)
 	}
 	imported := 0
-	err = s.writeTx(ctx, func(tx pgx.Tx) error {
+	// An import is one transaction of any size: not bounded by the call timeout.
+	err = s.writeTxWithin(ctx, 0, func(tx pgx.Tx) error {
 		var err error
 		imported, err = importJobs(ctx, tx, encoded)
 		return err

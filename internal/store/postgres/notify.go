@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
@@ -121,7 +122,7 @@ func (s *Store) CancelRequests(ctx context.Context) ([]string, error) {
 	if me == nil {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, cancelRequestsSQL, me.Node, me.Epoch)
+	rows, err := s.query(ctx, cancelRequestsSQL, me.Node, me.Epoch)
 	if err != nil {
 		return nil, fmt.Errorf("read cancel requests: %w", err)
 	}
@@ -176,12 +177,38 @@ func (s *Store) listenOnce(ctx context.Context, fn func(store.Wakeup)) error {
 	}
 	fn(store.Wakeup{Kind: store.WakeResync})
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		n, err := waitForNotification(ctx, conn, s.listenCheck)
 		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
 		if w, ok := s.decodeWakeup(n.Channel, n.Payload); ok {
 			fn(w)
+		}
+	}
+}
+
+// listenCheck is how long a listening connection waits for a notification before it checks
+// that the database still answers: a connection that a network fault froze, without closing
+// it, would otherwise wait for ever while the notifications are lost.
+const listenCheck = 15 * time.Second
+
+// waitForNotification waits for the next notification on conn until ctx ends, and checks every
+// check that the connection still works (a ping within pingTimeout); it fails when the
+// connection does.
+func waitForNotification(ctx context.Context, conn *pgx.Conn, check time.Duration) (*pgconn.Notification, error) {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, check)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return n, classify(err)
+		}
+		// The wait timed out; pgconn keeps the connection usable after a timeout.
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return nil, classify(fmt.Errorf("check the connection: %w", err))
 		}
 	}
 }

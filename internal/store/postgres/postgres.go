@@ -55,8 +55,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,7 +88,27 @@ type Options struct {
 	// ErrDatabaseInUse while another exclusive store (another prunner node) has it open. A
 	// server opens its store exclusively until several nodes are supported.
 	Exclusive bool
+	// CallTimeout bounds each attempt of a write transaction or statement (default
+	// DefaultCallTimeout): a database that does not answer within it (a connection that a
+	// network fault froze without closing it) fails the call with store.ErrUnavailable
+	// instead of blocking it for as long as TCP takes to notice. Negative: no bound.
+	CallTimeout time.Duration
 }
+
+// Defaults of the connection handling. A URL's connect_timeout replaces DefaultConnectTimeout.
+const (
+	// DefaultConnectTimeout bounds a new connection (TCP, TLS and start-up): a database that
+	// accepts nothing, or a network that drops the packets, fails a call within it.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultCallTimeout is Options.CallTimeout's default.
+	DefaultCallTimeout = 10 * time.Second
+	// tcpTimeout is how long a TCP connection to the database may have data unacknowledged
+	// (and the idle time before keepalive probes begin); see dialer.
+	tcpTimeout = 15 * time.Second
+	// pingTimeout bounds the liveness check of a connection that was idle for a second
+	// before the pool hands it out again; a connection that fails it is replaced.
+	pingTimeout = 3 * time.Second
+)
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for concurrent use.
 type Store struct {
@@ -97,6 +120,11 @@ type Store struct {
 	// self is the node this store acts for once RegisterNode bound it (nil: not registered; the
 	// store then has the single-node semantics, without owners or fencing). See cluster.go.
 	self atomic.Pointer[store.Lease]
+	// callTimeout is Options.CallTimeout with its default applied (0: no bound).
+	callTimeout time.Duration
+	// listenCheck is how long a listening connection waits before it checks the database
+	// (listenCheck, shorter in tests).
+	listenCheck time.Duration
 
 	closeOnce sync.Once
 }
@@ -119,14 +147,9 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 }
 
 func open(ctx context.Context, url string, opts Options) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := poolConfig(url, opts)
 	if err != nil {
 		return nil, err
-	}
-	if opts.MaxConns > 0 {
-		cfg.MaxConns = opts.MaxConns
-	} else if cfg.MaxConns < 4 {
-		cfg.MaxConns = 4
 	}
 	var node *exclusive
 	if opts.Exclusive {
@@ -139,12 +162,55 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 		node.release()
 		return nil, err
 	}
-	s := &Store{pool: pool, node: node}
+	s := &Store{pool: pool, node: node, callTimeout: callTimeoutOf(opts), listenCheck: listenCheck}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// poolConfig returns the pool's configuration: the URL's, with the pool size of opts and
+// bounds on connecting and on the liveness check of idle connections, so that a database that
+// cannot be reached fails calls within seconds. pgxpool replaces broken connections by itself:
+// a connection whose I/O failed is closed and not given back, one that was idle is pinged
+// before it is handed out, and new ones are dialled as calls need them.
+func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	} else if cfg.MaxConns < 4 {
+		cfg.MaxConns = 4
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.PingTimeout == 0 {
+		cfg.PingTimeout = pingTimeout
+	}
+	cfg.ConnConfig.DialFunc = dialer(cfg.ConnConfig.ConnectTimeout).DialContext
+	return cfg, nil
+}
+
+// dialer makes the TCP connections to the database: with keepalives and TCP_USER_TIMEOUT of
+// tcpTimeout, so that a connection whose peer vanished (a network partition: nothing is
+// acknowledged, nothing is closed) fails within tcpTimeout whatever waits on it, a read and the
+// LISTEN connection included, which the call timeout does not bound. connect bounds the dial
+// (as pgx's own dialer does with connect_timeout).
+func dialer(connect time.Duration) *net.Dialer {
+	return &net.Dialer{
+		Timeout:   connect,
+		KeepAlive: tcpTimeout,
+		Control: func(network, _ string, c syscall.RawConn) error {
+			if !strings.HasPrefix(network, "tcp") {
+				return nil // a Unix socket
+			}
+			return setUserTimeout(c, tcpTimeout)
+		},
+	}
 }
 
 // Close closes the pool's connections, waiting for the ones in use, and then releases the
@@ -236,27 +302,54 @@ func applyMigration(ctx context.Context, conn *pgxpool.Conn, m store.Migration) 
 	return nil
 }
 
+// callTimeoutOf returns the bound of a write's attempt that opts ask for (0: none).
+func callTimeoutOf(opts Options) time.Duration {
+	switch {
+	case opts.CallTimeout < 0:
+		return 0
+	case opts.CallTimeout == 0:
+		return DefaultCallTimeout
+	}
+	return opts.CallTimeout
+}
+
 // maxAttempts is how often a write transaction is tried when it fails for a reason that a
 // second attempt resolves (see retryable).
 const maxAttempts = 5
 
 // writeTx runs fn in a read-committed transaction and commits when fn returns nil. A
 // transaction that failed for a reason a second attempt resolves (see tryTx) runs again from the
-// start: fn must reset what it keeps from an earlier attempt.
+// start: fn must reset what it keeps from an earlier attempt. Each attempt is bounded by the
+// store's call timeout (see boundConn). A failure to reach the database is returned at once, as
+// store.ErrUnavailable: the pool has no connection to offer, and a caller that waits for the
+// database retries at its own pace.
 func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.writeTxWithin(ctx, s.callTimeout, fn)
+}
+
+// writeTxWithin is writeTx with its own bound of an attempt (0: none), for the few transactions
+// whose size the caller decides (an import).
+func (s *Store) writeTxWithin(ctx context.Context, limit time.Duration, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		again, err := s.tryTx(ctx, fn)
-		if err == nil || !again || attempt == maxAttempts || ctx.Err() != nil {
-			return err
+		again, err := s.tryTx(ctx, limit, fn)
+		if err == nil || !again || attempt == maxAttempts || ctx.Err() != nil || noConnection(err) {
+			return classify(err)
 		}
 		// A lost connection is replaced by the pool; a conflict clears when the other
 		// transaction ends. Either way a short pause helps more than a busy loop.
 		select {
 		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
 		case <-ctx.Done():
-			return err
+			return classify(err)
 		}
 	}
+}
+
+// noConnection reports whether err says that no connection could be had at all (a connect
+// that failed, a deadline that passed): trying again at once would only wait as long again.
+func noConnection(err error) bool {
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
 }
 
 // tryTx runs fn in a transaction once and reports whether a failure may be retried: when the
@@ -264,42 +357,78 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // sent (nothing was committed: a PostgreSQL restart or a killed backend costs the caller
 // nothing), or when it failed with a retryable error. A connection lost during the commit is not
 // retried: the transaction may have committed, and only the caller can tell.
-func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) (again bool, err error) {
-	tx, err := s.pool.Begin(ctx)
+func (s *Store) tryTx(ctx context.Context, limit time.Duration, fn func(tx pgx.Tx) error) (again bool, err error) {
+	conn, err := s.acquire(ctx, limit)
 	if err != nil {
 		return true, err
 	}
+	defer conn.release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		s.checkLost(conn, err)
+		return true, conn.timedOut(err)
+	}
 	if err := fn(tx); err != nil {
-		lost := tx.Conn().IsClosed()
+		lost := s.checkLost(conn, err)
 		_ = tx.Rollback(ctx)
-		return lost || retryable(err), leaseLost(err)
+		return lost || retryable(err), leaseLost(conn.timedOut(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return retryable(err), leaseLost(err)
+		s.checkLost(conn, err)
+		if unreachable(err) && !pgconn.SafeToRetry(err) {
+			return false, &commitLostError{conn.timedOut(err)}
+		}
+		return retryable(err), leaseLost(conn.timedOut(err))
 	}
 	return false, nil
 }
 
-// exec runs one idempotent statement outside a transaction (autocommit). When its connection
-// was lost it runs once more on another: running it twice has the effect of running it once.
+// checkLost reports whether a call that failed with err lost its connection. A connection lost
+// for another reason than the caller's cancellation most likely went with its server (a
+// PostgreSQL restart) or its network: the pool's other connections are closed too (in use ones
+// when they are given back), so that the next calls dial afresh instead of each finding a
+// dead connection first.
+func (s *Store) checkLost(conn *boundConn, err error) bool {
+	if !conn.Conn.Conn().IsClosed() {
+		return false
+	}
+	if !errors.Is(err, context.Canceled) {
+		s.pool.Reset()
+	}
+	return true
+}
+
+// exec runs one idempotent statement outside a transaction (autocommit), bounded by the call
+// timeout. When its connection was lost it runs once more on another: running it twice has the
+// effect of running it once.
 func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	for attempt := 1; ; attempt++ {
-		conn, err := s.pool.Acquire(ctx)
+		conn, err := s.acquire(ctx, s.callTimeout)
 		if err != nil {
-			return pgconn.CommandTag{}, err
+			return pgconn.CommandTag{}, classify(err)
 		}
 		tag, err := conn.Exec(ctx, sql, args...)
-		lost := err != nil && conn.Conn().IsClosed()
-		conn.Release()
-		if !lost || attempt == 2 || ctx.Err() != nil {
-			return tag, err
+		err = conn.timedOut(err)
+		lost := err != nil && s.checkLost(conn, err)
+		conn.release()
+		if !lost || attempt == 2 || ctx.Err() != nil || noConnection(err) {
+			return tag, classify(err)
 		}
 	}
 }
 
-// readTx runs fn in a read-only repeatable-read transaction: its queries see one snapshot.
+// readTx runs fn in a read-only repeatable-read transaction: its queries see one snapshot. It is
+// not bounded by the call timeout (fn may stream a long list to a slow client); a database that
+// cannot be reached fails it as store.ErrUnavailable.
 func (s *Store) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	return classify(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn))
+}
+
+// query runs a read query on a connection of the pool; a database that cannot be reached fails
+// it as store.ErrUnavailable.
+func (s *Store) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	return rows, classify(err)
 }
 
 // retryable reports whether a transaction that failed with err succeeds when it runs again:

@@ -162,7 +162,7 @@ func (a *timeArena) time(n pgtype.Int8) *time.Time {
 func (s *Store) Job(ctx context.Context, jobID string) (*pipeline.Job, error) {
 	job, err := s.jobWithTasks(ctx, s.pool, jobID)
 	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", jobID, err)
+		return nil, fmt.Errorf("job %s: %w", jobID, classify(err))
 	}
 	return job, nil
 }
@@ -541,7 +541,7 @@ func (s *Store) PipelineStates(ctx context.Context) (map[string]pipeline.Admissi
 
 // QueuedPipelines implements store.Store. The names are sorted.
 func (s *Store) QueuedPipelines(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT pipeline FROM jobs WHERE status = $1 ORDER BY pipeline`,
+	rows, err := s.query(ctx, `SELECT DISTINCT pipeline FROM jobs WHERE status = $1 ORDER BY pipeline`,
 		string(pipeline.JobQueued))
 	if err != nil {
 		return nil, fmt.Errorf("list queued pipelines: %w", err)

@@ -216,7 +216,7 @@ func (s *Store) DeleteSchedule(ctx context.Context, id string) error {
 // APISchedules implements store.Store.
 func (s *Store) APISchedules(ctx context.Context) ([]pipeline.ScheduleSpec, error) {
 	specs := []pipeline.ScheduleSpec{}
-	rows, err := s.pool.Query(ctx, `SELECT id, spec FROM schedules ORDER BY id`)
+	rows, err := s.query(ctx, `SELECT id, spec FROM schedules ORDER BY id`)
 	if err == nil {
 		var id, text string
 		_, err = pgx.ForEachRow(rows, []any{&id, &text}, func() error {
@@ -250,7 +250,7 @@ func (s *Store) EnsureScheduleStates(ctx context.Context, ids []string, now time
 // ScheduleStates implements store.Store.
 func (s *Store) ScheduleStates(ctx context.Context) (map[string]pipeline.ScheduleState, error) {
 	states := map[string]pipeline.ScheduleState{}
-	rows, err := s.pool.Query(ctx, `SELECT id, paused, pause_note, paused_at, cursor FROM schedule_states`)
+	rows, err := s.query(ctx, `SELECT id, paused, pause_note, paused_at, cursor FROM schedule_states`)
 	if err == nil {
 		var (
 			st             pipeline.ScheduleState
@@ -328,7 +328,7 @@ func (s *Store) ScheduleFirings(ctx context.Context, id string, limit int) ([]pi
 		lim = limit
 	}
 	firings := []pipeline.ScheduleFiring{}
-	rows, err := s.pool.Query(ctx, `SELECT `+firingColumns+` FROM schedule_firings f`+firingJoin+`
+	rows, err := s.query(ctx, `SELECT `+firingColumns+` FROM schedule_firings f`+firingJoin+`
 		WHERE f.schedule_id = $1 ORDER BY f.fire_time DESC LIMIT $2::bigint`, id, lim)
 	err = scanFirings(rows, err, func(f pipeline.ScheduleFiring) { firings = append(firings, f) })
 	if err != nil {
@@ -341,7 +341,7 @@ func (s *Store) ScheduleFirings(ctx context.Context, id string, limit int) ([]pi
 // primary key).
 func (s *Store) LastFirings(ctx context.Context) (map[string]pipeline.ScheduleFiring, error) {
 	last := map[string]pipeline.ScheduleFiring{}
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (f.schedule_id) `+firingColumns+`
+	rows, err := s.query(ctx, `SELECT DISTINCT ON (f.schedule_id) `+firingColumns+`
 		FROM schedule_firings f`+firingJoin+` ORDER BY f.schedule_id, f.fire_time DESC`)
 	err = scanFirings(rows, err, func(f pipeline.ScheduleFiring) { last[f.ScheduleID] = f })
 	if err != nil {

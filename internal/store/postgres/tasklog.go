@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/prunner-dev/prunner/internal/pipeline"
+	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/internal/tasklog"
 )
 
@@ -87,7 +88,8 @@ const (
 const OutputChannel = "prunner_output"
 
 // outputCommitTimeout bounds the commit of one chunk, retries included: a database that does not
-// take a chunk within it fails the writer.
+// take a chunk within it fails the writer. It is longer than a node's default lease, so that a
+// database cut off for less than a lease costs a running task no output.
 const outputCommitTimeout = 30 * time.Second
 
 // outputCommitAttempts is how often the commit of one chunk is tried.
@@ -194,7 +196,7 @@ func (b *TaskLogs) storedSize(ctx context.Context, k outputKey) (int64, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
-	return size, err
+	return size, classify(err)
 }
 
 // insert commits one chunk, trying again after a failure: the chunk's key is its offset, so a
@@ -204,12 +206,20 @@ func (b *TaskLogs) insert(ctx context.Context, k outputKey, off int64, data []by
 	defer cancel()
 	sql, args := b.insertStatement(k, off, data)
 	var err error
+	failures := 0
 	for attempt := 1; ; attempt++ {
-		if _, err = b.s.exec(ctx, sql, args...); err == nil || attempt == outputCommitAttempts {
+		_, err = b.s.exec(ctx, sql, args...)
+		if !errors.Is(err, store.ErrUnavailable) {
+			// While the database is unreachable the chunk waits (the writer with it, once the
+			// next batch is full: memory stays bounded) until outputCommitTimeout passed;
+			// other failures are tried outputCommitAttempts times.
+			failures++
+		}
+		if err == nil || failures == outputCommitAttempts {
 			break
 		}
 		select {
-		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, time.Second)):
 		case <-ctx.Done():
 			return fmt.Errorf("store log of %s: %w", k.a, err)
 		}
@@ -481,7 +491,7 @@ func (r *outputReader) fetch(off int64) error {
 	rows, err := r.b.s.pool.Query(r.ctx, outputChunksSQL, k.a.JobID, []byte(k.a.Task), k.a.Number, string(k.stream),
 		off, min(off+outputReadAhead, r.stored))
 	if err != nil {
-		return fmt.Errorf("read log of %s: %w", k.a, err)
+		return fmt.Errorf("read log of %s: %w", k.a, classify(err))
 	}
 	defer rows.Close()
 	next := off // the offset up to which the window holds the stream
@@ -601,7 +611,7 @@ func (s *Store) listenOutputOnce(ctx context.Context, fn func(jobID string)) err
 		return fmt.Errorf("listen for output: %w", err)
 	}
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		n, err := waitForNotification(ctx, conn, s.listenCheck)
 		if err != nil {
 			return fmt.Errorf("listen for output: %w", err)
 		}
