@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
 )
@@ -25,7 +29,7 @@ import (
 //   - once creates a file of a unique name that starts with its job's number in shared/ran:
 //     the test counts how often each ran. (Not lines appended to one file: the shell's echo
 //     writes its argument and the newline apart, so concurrent appends interleave.)
-//   - capped sleeps, at most 4 at once in the cluster.
+//   - capped sleeps half a second, at most 4 at once in the cluster.
 //   - hold runs one at a time; its jobs sleep secs seconds once started.
 //   - long is a pipeline of independent sleepers (concurrency 10): a job sleeps secs seconds.
 //   - ticker prints five numbered lines, 0.3 s apart.
@@ -41,7 +45,7 @@ pipelines:
   capped:
     concurrency: 4
     tasks:
-      nap: {script: ["sleep 0.3"]}
+      nap: {script: ["sleep 0.5"]}
   hold:
     concurrency: 1
     tasks:
@@ -74,6 +78,7 @@ pipelines:
 type cluster3 struct {
 	nodes  []*server
 	shared string
+	url    string // the database
 }
 
 // newCluster3 starts three nodes (lease 2s) on a new database.
@@ -85,11 +90,65 @@ func newCluster3(t *testing.T) *cluster3 {
 		t.Fatal(err)
 	}
 	yml := cluster3Pipelines(shared)
-	c := &cluster3{shared: shared}
+	c := &cluster3{shared: shared, url: url}
 	for _, id := range []string{"a", "b", "c"} {
-		c.nodes = append(c.nodes, newNode(t, yml, url, id))
+		c.nodes = append(c.nodes, newNode(t, yml, withSessionName(t, url, id), id))
 	}
 	return c
+}
+
+// withSessionName adds to a database URL the application_name of the node's sessions, which
+// names them in pg_stat_activity (see pauseOutsideTransactions).
+func withSessionName(t *testing.T, raw, node string) string {
+	t.Helper()
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", sessionName(node))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func sessionName(node string) string { return "prunner-e2e-node-" + node }
+
+// pauseOutsideTransactions stops the node (SIGSTOP) at a moment when none of its database
+// sessions is inside a transaction. A node paused inside one would hold its row locks for as
+// long as it is paused (the product sets no idle_in_transaction_session_timeout), and the other
+// nodes could not reap it: that is another scenario than a node silent past its lease.
+func (c *cluster3) pauseOutsideTransactions(t *testing.T, node string) {
+	t.Helper()
+	s := c.node(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for attempt := 1; ; attempt++ {
+		s.signal(syscall.SIGSTOP)
+		// A statement sent just before the stop completes on the server in a moment.
+		time.Sleep(100 * time.Millisecond)
+		var sessions, busy int
+		err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state <> 'idle')
+			FROM pg_stat_activity WHERE application_name = $1`, sessionName(node)).Scan(&sessions, &busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sessions == 0 {
+			t.Fatalf("no database session named %s: the guard would check nothing", sessionName(node))
+		}
+		if busy == 0 {
+			return
+		}
+		if attempt == 20 {
+			t.Fatalf("node %s was inside a transaction at each of %d pauses", node, attempt)
+		}
+		s.signal(syscall.SIGCONT)
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // node returns the node with the ID.
@@ -319,9 +378,9 @@ func TestCluster3PausedNode(t *testing.T) {
 			t.Fatalf("job %s runs on node %q, want a (scheduled through it with free slots)", id, node)
 		}
 	}
-	a.signal(syscall.SIGSTOP)
 	// A failing test must not leave a stopped node to the cleanup (it stops nodes by signals).
 	t.Cleanup(func() { _ = a.cmd.Process.Signal(syscall.SIGCONT) })
+	c.pauseOutsideTransactions(t, "a")
 
 	b := c.nodes[1]
 	lost := map[string]jobJSON{}
