@@ -14,7 +14,11 @@ type clusterSize struct {
 	clients []*client
 }
 
+// kill stops the nodes (a nil cluster is none).
 func (cs *clusterSize) kill() {
+	if cs == nil {
+		return
+	}
 	for i, s := range cs.servers {
 		cs.clients[i].closeIdle()
 		s.kill()
@@ -67,7 +71,8 @@ type clusterRows struct {
 // on PostgreSQL; tpJobs jobs of bench_tp (concurrency tpConcurrency) on one node and spread
 // round-robin over three (the cluster must not collapse); and sleep-bound work whose capacity
 // should grow with the nodes. That needs a bound on what a node runs: --max-jobs 4 when the
-// binary has it (the pipeline has no limit to speak of); without it, the pipeline's
+// binary has it (on nodes started for these rows alone; the pipeline has no limit to speak of);
+// without it, the pipeline's
 // cluster-wide concurrency is 4 times the node count, which gives the larger cluster the same
 // slots but lets any node take them (the jobs each node ran are in the JSON, jobs_per_node).
 func (b *bench) groupCluster(ctx context.Context) error {
@@ -106,25 +111,38 @@ func (b *bench) groupCluster(ctx context.Context) error {
 		b.add(sleepRatio)
 	}()
 	for i, n := range []int{1, clusterNodes} {
-		var extra []string
-		if maxJobs {
-			extra = []string{"--max-jobs", fmt.Sprint(sleepSlotsPerNode)}
-		}
-		cs, err := b.startCluster(ctx, fmt.Sprintf("cluster%d", n), n, extra)
-		if err != nil {
-			return err
-		}
-		err = b.measureCluster(ctx, cs, maxJobs, rows.latency[i], rows.throughput[i], rows.sleep[i])
-		cs.kill()
-		if err != nil {
+		if err := b.measureClusterSize(ctx, n, maxJobs, rows.latency[i], rows.throughput[i], rows.sleep[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// measureCluster measures one cluster's rows; a failed measurement is its row's error.
-func (b *bench) measureCluster(ctx context.Context, cs *clusterSize, maxJobs bool, latency, throughput, sleep *result) error {
+// measureClusterSize measures the rows of a cluster of n nodes: latency and throughput on
+// nodes without --max-jobs, then the sleep-bound rows, with --max-jobs on a new cluster when the
+// binary has it. A failed measurement is its row's error; the error returned ends the group.
+func (b *bench) measureClusterSize(ctx context.Context, n int, maxJobs bool, latency, throughput, sleep *result) error {
+	name := fmt.Sprintf("cluster%d", n)
+	cs, err := b.startCluster(ctx, name, n, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { cs.kill() }()
+	b.measureThroughput(ctx, cs, latency, throughput)
+	pipeline := pipeSleepCapped(sleepSlotsPerNode * n)
+	if maxJobs {
+		cs.kill()
+		if cs, err = b.startCluster(ctx, name+"-max-jobs", n, []string{"--max-jobs", fmt.Sprint(sleepSlotsPerNode)}); err != nil {
+			return err
+		}
+		pipeline = pipeSleep
+	}
+	b.measureSleep(ctx, cs, pipeline, sleep)
+	return ctx.Err()
+}
+
+// measureThroughput measures the 1-task latency and the throughput of bench_tp on the cluster.
+func (b *bench) measureThroughput(ctx context.Context, cs *clusterSize, latency, throughput *result) {
 	if _, err := b.measureLatency(ctx, latency, cs.servers, cs.clients); err != nil {
 		latency.Err = err.Error()
 	}
@@ -135,27 +153,30 @@ func (b *bench) measureCluster(ctx context.Context, cs *clusterSize, maxJobs boo
 		}
 		if err != nil {
 			throughput.Err = err.Error()
-			break
+			return
 		}
 		throughput.Samples = append(throughput.Samples, rate)
 	}
-	pipeline := pipeSleep
-	if !maxJobs {
-		pipeline = pipeSleepCapped(sleepSlotsPerNode * len(cs.servers))
-	}
+}
+
+// measureSleep measures the sleep-bound batches of pipeline on the cluster, and records how
+// many jobs of the last batch each node ran.
+func (b *bench) measureSleep(ctx context.Context, cs *clusterSize, pipeline string, sleep *result) {
 	sleep.Extra["pipeline"] = pipeline
 	for range b.cfg.tpReps {
-		ids, rate, err := b.runSleepBatch(ctx, cs, pipeline)
+		ids, rate, failed, err := b.batch(ctx, cs, pipeline, b.sleepJobs())
+		if err == nil && failed > 0 {
+			err = fmt.Errorf("%d jobs failed", failed)
+		}
 		if err != nil {
 			sleep.Err = err.Error()
-			break
+			return
 		}
 		sleep.Samples = append(sleep.Samples, rate)
 		if perNode, err := jobsPerNode(ctx, cs.clients[0], ids); err == nil {
 			sleep.Extra["jobs_per_node"] = perNode
 		}
 	}
-	return ctx.Err()
 }
 
 // batch schedules n jobs round-robin through the cluster's nodes and waits until all ended; it
@@ -171,15 +192,6 @@ func (b *bench) batch(ctx context.Context, cs *clusterSize, pipeline string, n i
 		return nil, 0, 0, err
 	}
 	return ids, float64(n) / time.Since(t0).Seconds(), failed, nil
-}
-
-// runSleepBatch runs the sleep-bound batch; a failed job is an error.
-func (b *bench) runSleepBatch(ctx context.Context, cs *clusterSize, pipeline string) ([]string, float64, error) {
-	ids, rate, failed, err := b.batch(ctx, cs, pipeline, b.sleepJobs())
-	if err == nil && failed > 0 {
-		err = fmt.Errorf("%d jobs failed", failed)
-	}
-	return ids, rate, err
 }
 
 // sleepJobs is the size of a sleep-bound batch: 10 rounds of the larger cluster's slots
