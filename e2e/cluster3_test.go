@@ -338,40 +338,46 @@ func TestCluster3HoldsConcurrency(t *testing.T) {
 	}
 }
 
-// TestCluster3KilledNode: when a node running a job is killed (kill -9), another node ends the
-// job as failed ("node <id> lost") once the lease expired, the job waiting behind it starts on
-// a surviving node, and the two others go on serving.
+// TestCluster3KilledNode: when a node running jobs is killed (kill -9), another node ends its
+// jobs as failed ("node <id> lost") once the lease expired, the job waiting behind one of them
+// starts on a surviving node, and the two others go on serving.
 func TestCluster3KilledNode(t *testing.T) {
 	t.Parallel()
 	c := newCluster3(t, shortLease)
 	a := c.nodes[0]
+	// Both start on a, the node they are scheduled through (their slots are free).
 	held := a.schedule("hold", map[string]any{"secs": "60"})
-	waitLog(t, a, held, "wait", "started")
+	other := a.schedule("long", map[string]any{"secs": "60"})
 	waiting := c.nodes[1].schedule("hold", map[string]any{"secs": "0.2"})
-	owner := a.jobNode(held)
-	dead := c.node(t, owner)
-	alive := c.others(owner)
-	// The output stored in the database before the kill (read through another node).
-	waitLog(t, alive[0], held, "wait", "started")
+	alive := c.others("a")
+	for _, id := range []string{held, other} {
+		// Stored in the database before the kill: read through another node.
+		waitLog(t, alive[0], id, "wait", "started")
+		if node := alive[0].jobNode(id); node != "a" {
+			t.Fatalf("job %s runs on node %q, want a", id, node)
+		}
+	}
 
 	killed := time.Now()
-	dead.kill9()
-	j := alive[0].waitJob(held, 30*time.Second, "finished", jobJSON.finished)
-	if want := "node " + owner + " lost"; j.Status != "failed" || !strings.Contains(j.LastError, want) {
-		t.Errorf("the dead node's job ended %s: %q, want failed, %s", j.Status, j.LastError, want)
+	a.kill9()
+	for _, id := range []string{held, other} {
+		j := alive[0].waitJob(id, 30*time.Second, "finished", jobJSON.finished)
+		if j.Status != "failed" || !strings.Contains(j.LastError, "node a lost") {
+			t.Errorf("the dead node's job %s ended %s: %q, want failed, node a lost", id, j.Status, j.LastError)
+		}
 	}
 	if took := time.Since(killed); took > 4*shortLease {
-		t.Errorf("the dead node's job ended %v after the kill, want within the %v lease and a margin", took, shortLease)
+		t.Errorf("the dead node's jobs ended %v after the kill, want within the %v lease and a margin", took, shortLease)
 	}
 	if j := alive[1].waitFinished(waiting); j.Status != "succeeded" {
 		t.Errorf("the waiting job ended %s: %s", j.Status, j.LastError)
 	}
-	if node := alive[0].jobNode(waiting); node == owner || node == "" {
+	if node := alive[0].jobNode(waiting); node != "b" && node != "c" {
 		t.Errorf("the waiting job ran on node %q, want a surviving node", node)
 	}
 	for _, s := range alive {
 		if id := s.schedule("quick", nil); s.waitFinished(id).Status != "succeeded" {
-			t.Errorf("a surviving node does not run jobs after node %s died", owner)
+			t.Errorf("a surviving node does not run jobs after node a died")
 		}
 	}
 }
