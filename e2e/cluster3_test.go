@@ -8,6 +8,7 @@ import (
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,25 +145,47 @@ func (c *cluster3) pauseOutsideTransactions(t *testing.T, node string) {
 	defer conn.Close(ctx)
 	for attempt := 1; ; attempt++ {
 		s.signal(syscall.SIGSTOP)
-		// A statement sent just before the stop completes on the server in a moment.
-		time.Sleep(100 * time.Millisecond)
-		var sessions, busy int
-		err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state <> 'idle')
-			FROM pg_stat_activity WHERE application_name = $1`, sessionName(node)).Scan(&sessions, &busy)
+		sessions := settledSessions(t, ctx, conn, sessionName(node))
+		if len(sessions) == 0 {
+			t.Fatalf("no database session named %s: the guard would check nothing", sessionName(node))
+		}
+		if !slices.ContainsFunc(sessions, func(s string) bool { return !strings.HasPrefix(s, "idle:") }) {
+			return
+		}
+		t.Logf("pause %d of node %s: in a transaction, resumed; its sessions:\n%s", attempt, node, strings.Join(sessions, "\n"))
+		if attempt == 20 {
+			t.Fatalf("node %s was inside a transaction at each of %d pauses; its sessions at the last:\n%s",
+				node, attempt, strings.Join(sessions, "\n"))
+		}
+		// Long enough for the node to renew its lease between pauses.
+		s.signal(syscall.SIGCONT)
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// settledSessions lists the sessions named name of conn's database as "state: query" once none
+// of them is active any more (a statement sent just before the node was paused completes on
+// the server), or after half a second (well within the lease: the node must not be lost yet).
+func settledSessions(t *testing.T, ctx context.Context, conn *pgx.Conn, name string) []string {
+	t.Helper()
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for {
+		// pg_stat_activity lists the sessions of every database: other tests' nodes have the
+		// same names.
+		rows, err := conn.Query(ctx, `SELECT coalesce(state, '') || ': ' || left(query, 120) FROM pg_stat_activity
+			WHERE application_name = $1 AND datname = current_database()`, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sessions == 0 {
-			t.Fatalf("no database session named %s: the guard would check nothing", sessionName(node))
+		sessions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
 		}
-		if busy == 0 {
-			return
+		active := slices.ContainsFunc(sessions, func(s string) bool { return strings.HasPrefix(s, "active:") })
+		if !active || time.Now().After(deadline) {
+			return sessions
 		}
-		if attempt == 20 {
-			t.Fatalf("node %s was inside a transaction at each of %d pauses", node, attempt)
-		}
-		s.signal(syscall.SIGCONT)
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -210,7 +233,8 @@ func (c *cluster3) taskGroups() func() int {
 	}
 }
 
-// sampler records the largest value a measure took, sampled every few milliseconds until stop.
+// sampler records the largest value a measure took, sampled every 10 ms (a scan of /proc costs
+// a few ms of CPU) until stop.
 type sampler struct {
 	max  atomic.Int64
 	stop chan struct{}
@@ -232,7 +256,7 @@ func sampleMax(t *testing.T, measure func() int) *sampler {
 			select {
 			case <-s.stop:
 				return
-			case <-time.After(3 * time.Millisecond):
+			case <-time.After(10 * time.Millisecond):
 			}
 		}
 	}()
@@ -414,13 +438,19 @@ func TestCluster3PausedNode(t *testing.T) {
 	}
 	// The short task's process ends while its node is still paused (the node runs the script's
 	// shell itself, so it learns of the end only after SIGCONT); the long one's goes on.
-	eventually(t, 30*time.Second, "the short task's sleep to end", func() bool {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		procs := a.taskProcesses()
 		sleeps := map[string]int{}
-		for _, p := range a.taskProcesses() {
+		for _, p := range procs {
 			sleeps[p.cmdline]++
 		}
-		return sleeps["sleep 6"] == 0 && sleeps["sleep 60"] == 1
-	})
+		if sleeps["sleep 6"] == 0 && sleeps["sleep 60"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the paused node's processes are not just the long task's sleep after 30s: %v", procs)
+		}
+	}
 
 	a.signal(syscall.SIGCONT)
 	eventually(t, 20*time.Second, "the lost jobs' processes killed by the resumed node", func() bool {
