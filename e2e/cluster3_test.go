@@ -270,8 +270,8 @@ func (s *sampler) finish() int {
 	return int(s.max.Load())
 }
 
-// jobNode returns the node that runs or ran the job, as s sees it ("" before it started).
-func (s *server) jobNode(id string) string {
+// jobOwner returns the node that runs or ran the job, as s sees it ("" before it started).
+func (s *server) jobOwner(id string) string {
 	s.t.Helper()
 	_, body := s.do("GET", "/job/detail?id="+id, nil)
 	var j struct {
@@ -377,7 +377,7 @@ func TestCluster3KilledNode(t *testing.T) {
 	for _, id := range []string{held, other} {
 		// Stored in the database before the kill: read through another node.
 		waitLog(t, alive[0], id, "wait", "started")
-		if node := alive[0].jobNode(id); node != "a" {
+		if node := alive[0].jobOwner(id); node != "a" {
 			t.Fatalf("job %s runs on node %q, want a", id, node)
 		}
 	}
@@ -396,7 +396,7 @@ func TestCluster3KilledNode(t *testing.T) {
 	if j := alive[1].waitFinished(waiting); j.Status != "succeeded" {
 		t.Errorf("the waiting job ended %s: %s", j.Status, j.LastError)
 	}
-	if node := alive[0].jobNode(waiting); node != "b" && node != "c" {
+	if node := alive[0].jobOwner(waiting); node != "b" && node != "c" {
 		t.Errorf("the waiting job ran on node %q, want a surviving node", node)
 	}
 	for _, s := range alive {
@@ -419,7 +419,7 @@ func TestCluster3PausedNode(t *testing.T) {
 	long := a.schedule("long", map[string]any{"secs": "60"})
 	for _, id := range []string{short, long} {
 		waitLog(t, a, id, "wait", "started")
-		if node := a.jobNode(id); node != "a" {
+		if node := a.jobOwner(id); node != "a" {
 			t.Fatalf("job %s runs on node %q, want a (scheduled through it with free slots)", id, node)
 		}
 	}
@@ -504,7 +504,7 @@ func TestCluster3CancelAndLiveLogThroughOtherNode(t *testing.T) {
 
 	ticker := a.schedule("ticker", nil)
 	a.waitJob(ticker, 15*time.Second, "started on a node", func(j jobJSON) bool { return j.Start != nil })
-	owner := a.jobNode(ticker)
+	owner := a.jobOwner(ticker)
 	reader := c.others(owner)[1]
 	live := reader.openLive(ticker, "tick", "")
 	var got strings.Builder
@@ -526,7 +526,7 @@ func TestCluster3CancelAndLiveLogThroughOtherNode(t *testing.T) {
 
 	long := b.schedule("long", map[string]any{"secs": "60"})
 	waitLog(t, b, long, "wait", "started")
-	owner = b.jobNode(long)
+	owner = b.jobOwner(long)
 	canceler := c.others(owner)[0]
 	if status, body := canceler.do("POST", "/job/cancel?id="+long, nil); status != http.StatusOK {
 		t.Fatalf("cancel through a node other than %s: %d %s", owner, status, body)
