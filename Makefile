@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-race lint generate check-generated bench bench-shared clean
+.PHONY: build run test test-race lint generate check-generated bench bench-cluster bench-shared clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/prunner ./cmd/prunner
@@ -43,6 +43,13 @@ check-generated:
 # "--out results.jsonl" for JSON lines, "--pprof DIR" for server profiles.
 bench: build
 	$(GO) run ./bench --bin $(CURDIR)/bin/prunner $(BENCH_ARGS)
+
+# bench-cluster: the cluster rows (issue 12): one node and three nodes on one PostgreSQL
+# database (latency, throughput, sleep-bound capacity). PG_URL names a server where the bench may
+# create databases (it drops them at the end); BENCH_ARGS as for bench.
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+bench-cluster: build
+	$(GO) run ./bench --bin $(CURDIR)/bin/prunner --only cluster --postgres $(PG_URL) $(BENCH_ARGS)
 
 # bench-shared: the black-box harness in ../shared/bench (python) against the same binary.
 bench-shared: build

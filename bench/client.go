@@ -106,6 +106,7 @@ type jobDetail struct {
 	Canceled  bool         `json:"canceled"`
 	Errored   bool         `json:"errored"`
 	LastError string       `json:"lastError"`
+	Node      string       `json:"node"` // the node that ran it, in a cluster
 	Tasks     []taskDetail `json:"tasks"`
 }
 

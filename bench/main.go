@@ -7,6 +7,7 @@
 //	go run ./bench --quick                        # smoke run, under a minute
 //	go run ./bench --only latency,graph --out results.jsonl
 //	go run ./bench --pprof /tmp/prof              # also CPU/heap profiles of every scenario
+//	go run ./bench --only cluster --postgres postgres://postgres@127.0.0.1:5432/test  # 1 node vs 3
 //
 // Every loop is bounded in count and time; servers are killed on exit, errors and Ctrl-C.
 package main
@@ -33,10 +34,11 @@ import (
 	"github.com/prunner-dev/prunner/internal/auth"
 )
 
-var allGroups = []string{"startup", "latency", "graph", "throughput", "huge", "history", "history-100k", "schedules"}
+var allGroups = []string{"startup", "latency", "graph", "throughput", "huge", "history", "history-100k", "schedules", "cluster"}
 
 // defaultGroups are the groups a run without --only runs: schedules takes more than a minute
-// (it waits for a minute to begin) and runs only on demand (--only schedules).
+// (it waits for a minute to begin) and runs only on demand (--only schedules); cluster needs
+// --postgres and runs only on demand (--only cluster --postgres URL).
 var defaultGroups = []string{"startup", "latency", "graph", "throughput", "huge", "history", "history-100k"}
 
 type config struct {
@@ -155,6 +157,9 @@ func parseFlags(args []string) (*config, error) {
 			}
 			c.groups = append(c.groups, g)
 		}
+	}
+	if slices.Contains(c.groups, "cluster") && c.postgres == "" {
+		return nil, errors.New("the cluster group runs nodes on one PostgreSQL database: give --postgres URL (a server where the bench may create databases, like postgres://postgres@127.0.0.1:5432/test)")
 	}
 	c.serverArgs = strings.Fields(*serverArgs)
 	if c.pprofDir != "" {
@@ -284,6 +289,8 @@ func run() int {
 			err = b.groupHistoryLarge(ctx)
 		case "schedules":
 			err = b.groupSchedules(ctx)
+		case "cluster":
+			err = b.groupCluster(ctx)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -16,6 +16,20 @@ const (
 	pipeHuge  = "bench_huge"
 	pipeHist  = "bench_hist"
 	pipeSched = "bench_sched"
+	// pipeSleep sleeps 200 ms, with no concurrency limit to speak of: with --max-jobs, the
+	// nodes' capacity bounds it.
+	pipeSleep = "bench_sleep"
+)
+
+// pipeSleepCapped is the sleeping pipeline with concurrency limit n (sleepSlotsPerNode times
+// the node count), for servers without --max-jobs.
+func pipeSleepCapped(n int) string { return fmt.Sprintf("bench_sleep_c%d", n) }
+
+// sleepSlotsPerNode is the capacity of a node in the sleep-bound cluster rows, and
+// clusterNodes the size of the larger cluster.
+const (
+	sleepSlotsPerNode = 4
+	clusterNodes      = 3
 )
 
 // pipelineParams sizes the generated pipelines.
@@ -85,6 +99,20 @@ func writePipelines(dir string, p pipelineParams) error {
 	w("      t:")
 	w("        script:")
 	w(`          - "true"`)
+	// Sleep-bound work for the cluster rows: unlimited (bounded by --max-jobs), and capped at
+	// the capacity of one node and of the larger cluster.
+	for _, c := range []int{10000, sleepSlotsPerNode, sleepSlotsPerNode * clusterNodes} {
+		name := pipeSleep
+		if c != 10000 {
+			name = pipeSleepCapped(c)
+		}
+		w("  %s:", name)
+		w("    concurrency: %d", c)
+		w("    tasks:")
+		w("      t:")
+		w("        script:")
+		w(`          - "sleep 0.2"`)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

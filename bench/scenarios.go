@@ -120,42 +120,60 @@ func (b *bench) groupLatency(ctx context.Context) error {
 		return err
 	}
 	defer s.kill()
-	one := func() (time.Duration, bool, error) {
+	one, err := b.measureLatency(ctx, r, []*server{s}, []*client{c})
+	if err != nil {
+		return err
+	}
+	b.profile(ctx, s, c, "latency", func(ctx context.Context) error { _, _, err := one(0); return err })
+	return nil
+}
+
+// measureLatency fills r with the latency of latencyN 1-task jobs (after latencyWarmup
+// unmeasured ones), one at a time: job i is scheduled through clients[i%n] and polled through
+// clients[(i+1)%n] (with one client, both through it). servers are the processes whose CPU
+// time it reports. It returns the measurement of one job, for profiles.
+func (b *bench) measureLatency(ctx context.Context, r *result, servers []*server, clients []*client) (func(i int) (time.Duration, bool, error), error) {
+	one := func(i int) (time.Duration, bool, error) {
 		t0 := time.Now()
-		id, err := c.schedule(ctx, pipeOne, nil)
+		id, err := clients[i%len(clients)].schedule(ctx, pipeOne, nil)
 		if err != nil {
 			return 0, false, err
 		}
-		d, err := c.waitDone(ctx, id, b.cfg.poll, time.Minute)
+		d, err := clients[(i+1)%len(clients)].waitDone(ctx, id, b.cfg.poll, time.Minute)
 		if err != nil {
 			return 0, false, err
 		}
 		return time.Since(t0), d.failed(), nil
 	}
-	for range b.cfg.latencyWarmup {
-		if _, _, err := one(); err != nil {
-			return err
+	for i := range b.cfg.latencyWarmup {
+		if _, _, err := one(i); err != nil {
+			return nil, err
 		}
 	}
+	cpu := func() (sum float64) {
+		for _, s := range servers {
+			sum += procCPU(s.pid())
+		}
+		return sum
+	}
 	failed := 0
-	cpu0 := procCPU(s.pid())
-	for range b.cfg.latencyN {
-		d, f, err := one()
+	cpu0 := cpu()
+	for i := range b.cfg.latencyN {
+		d, f, err := one(i)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r.Samples = append(r.Samples, ms(d))
 		if f {
 			failed++
 		}
 	}
-	r.Extra["server_cpu_s"] = procCPU(s.pid()) - cpu0
+	r.Extra["server_cpu_s"] = cpu() - cpu0
 	r.Extra["failed_jobs"] = failed
 	if failed > 0 {
 		r.Err = fmt.Sprintf("%d jobs failed", failed)
 	}
-	b.profile(ctx, s, c, "latency", func(ctx context.Context) error { _, _, err := one(); return err })
-	return nil
+	return one, nil
 }
 
 // groupGraph measures the wide DAG and the chain: schedule → completed.
@@ -215,6 +233,11 @@ func (b *bench) groupGraph(ctx context.Context) error {
 // scheduleMany schedules n jobs of pipeline from b.cfg.clients goroutines. Every request must be
 // answered 202. It returns the IDs in schedule order and each request's latency.
 func (b *bench) scheduleMany(ctx context.Context, c *client, pipeline string, n int, vars func(i int) map[string]any) ([]string, []float64, error) {
+	return b.scheduleRoundRobin(ctx, []*client{c}, pipeline, n, vars)
+}
+
+// scheduleRoundRobin is scheduleMany through several servers: job i through clients[i%n].
+func (b *bench) scheduleRoundRobin(ctx context.Context, clients []*client, pipeline string, n int, vars func(i int) map[string]any) ([]string, []float64, error) {
 	ids := make([]string, n)
 	lat := make([]float64, n)
 	var next atomic.Int64
@@ -236,7 +259,7 @@ func (b *bench) scheduleMany(ctx context.Context, c *client, pipeline string, n 
 					v = vars(i)
 				}
 				t0 := time.Now()
-				id, err := c.schedule(ctx, pipeline, v)
+				id, err := clients[i%len(clients)].schedule(ctx, pipeline, v)
 				lat[i] = ms(time.Since(t0))
 				if err != nil {
 					mu.Lock()
