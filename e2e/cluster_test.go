@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,22 +12,22 @@ import (
 	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
 )
 
-// clusterPipelines: work appends the job's number to a file all nodes share, so that the test
-// counts how often each job's task ran; long runs until it is canceled.
+// clusterPipelines: work creates a file named after the job's number in a directory all nodes
+// share, so that the test counts how often each job's task ran; long runs until it is canceled.
 func clusterPipelines(shared string) string {
 	return fmt.Sprintf(`
 pipelines:
   work:
     concurrency: 2
     tasks:
-      run: {script: ["echo {{ .n }} >> %s", "sleep 0.05"]}
+      run: {script: ["mktemp %s/{{ .n }}.XXXXXX", "sleep 0.05"]}
   long:
     tasks:
       wait: {script: ["echo started", "sleep 60"]}
   ticker:
     tasks:
       tick: {script: ["for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done"]}
-`, filepath.Join(shared, "ran.txt"))
+`, shared)
 }
 
 // newNode starts a prunner node of a cluster on the database url.
@@ -85,12 +84,15 @@ func TestClusterOfTwoNodes(t *testing.T) {
 	if n := maxRunning.Load(); n > 2 {
 		t.Errorf("%d jobs of work ran at once in the cluster, want at most its concurrency 2", n)
 	}
-	data, err := os.ReadFile(filepath.Join(shared, "ran.txt"))
+	// One file per run (appends to one file could interleave: echo writes the number and the
+	// newline apart).
+	entries, err := os.ReadDir(shared)
 	if err != nil {
 		t.Fatal(err)
 	}
 	runs := map[string]int{}
-	for _, n := range strings.Fields(string(data)) {
+	for _, e := range entries {
+		n, _, _ := strings.Cut(e.Name(), ".")
 		runs[n]++
 	}
 	for i := range 40 {

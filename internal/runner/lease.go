@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prunner-dev/prunner/internal/store"
@@ -73,6 +74,11 @@ func (r *Runner) leaseLoop(cl store.Cluster, granted time.Time) {
 	every := r.lease() / 4
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// The reaper runs beside the heartbeats, one round at a time: a round that waits on the
+	// locks of a stalled node (until the database ends that node's transaction) must not keep
+	// this node from renewing its own lease.
+	var reaping sync.Mutex
+	defer func() { reaping.Lock() }() // the last round ends before the loop does
 	for {
 		select {
 		case <-t.C:
@@ -83,8 +89,11 @@ func (r *Runner) leaseLoop(cl store.Cluster, granted time.Time) {
 			return
 		}
 		granted = r.heartbeat(cl, granted, every)
-		if !granted.IsZero() {
-			r.reapLostNodes(cl)
+		if !granted.IsZero() && reaping.TryLock() {
+			go func() {
+				defer reaping.Unlock()
+				r.reapLostNodes(cl, every)
+			}()
 		}
 	}
 }
@@ -142,9 +151,12 @@ func (r *Runner) leaseLost(cause error) {
 	r.log.Error("node lease lost: killing the processes of this node's jobs", "jobs", n, "error", cause)
 }
 
-// reapLostNodes ends the jobs of nodes whose lease expired, and lets the wait lists move on.
-func (r *Runner) reapLostNodes(cl store.Cluster) {
-	reaped, err := cl.ReapLostNodes(context.Background(), r.now())
+// reapLostNodes ends the jobs of nodes whose lease expired, and lets the wait lists move on. A
+// round gives up after timeout (the next one tries again).
+func (r *Runner) reapLostNodes(cl store.Cluster, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	reaped, err := cl.ReapLostNodes(ctx, r.now())
 	if err != nil {
 		r.logStoreError("reap lost nodes", err)
 	}

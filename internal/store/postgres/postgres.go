@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,13 @@ const (
 	// pingTimeout bounds the liveness check of a connection that was idle for a second
 	// before the pool hands it out again; a connection that fails it is replaced.
 	pingTimeout = 3 * time.Second
+	// DefaultIdleInTransaction is the idle_in_transaction_session_timeout of the store's
+	// sessions (a URL that sets the parameter keeps its own): a node that stops between two
+	// statements of a transaction (SIGSTOP, a VM pause, a partition) holds that transaction's
+	// row locks (its node row, a pipeline's row) and every other node's admissions, claims and
+	// reaper wait on them; the database ends such a transaction after this long. prunner's
+	// transactions never wait on the client for more than milliseconds between statements.
+	DefaultIdleInTransaction = 5 * time.Second
 )
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for concurrent use.
@@ -192,8 +200,14 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 		cfg.PingTimeout = pingTimeout
 	}
 	cfg.ConnConfig.DialFunc = dialer(cfg.ConnConfig.ConnectTimeout).DialContext
+	if _, set := cfg.ConnConfig.RuntimeParams[idleInTransactionParam]; !set {
+		cfg.ConnConfig.RuntimeParams[idleInTransactionParam] = strconv.FormatInt(DefaultIdleInTransaction.Milliseconds(), 10)
+	}
 	return cfg, nil
 }
+
+// idleInTransactionParam is PostgreSQL's name of the setting DefaultIdleInTransaction sets.
+const idleInTransactionParam = "idle_in_transaction_session_timeout"
 
 // dialer makes the TCP connections to the database: with keepalives and TCP_USER_TIMEOUT of
 // tcpTimeout, so that a connection whose peer vanished (a network partition: nothing is
