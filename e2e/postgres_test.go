@@ -44,8 +44,17 @@ func TestServerOnPostgres(t *testing.T) {
 	if code := second.wait(30 * time.Second); code == 0 {
 		t.Errorf("a second server on the same database started")
 	}
-	if out := second.output.String(); !strings.Contains(out, "another prunner node uses this database") {
+	if out := second.output.String(); !strings.Contains(out, "another prunner server uses this database") {
 		t.Errorf("the second server's output does not say why it stopped:\n%s", out)
+	}
+	// Nor may a node of a cluster join a database that a server without --node-id holds.
+	member := newServer(t, postgresPipelines, "--database-url", url, "--node-id", "a")
+	member.startNoWait()
+	if code := member.wait(30 * time.Second); code == 0 {
+		t.Errorf("a node of a cluster started on the database of a single server")
+	}
+	if out := member.output.String(); !strings.Contains(out, "without --node-id, alone") {
+		t.Errorf("the node's output does not say why it stopped:\n%s", out)
 	}
 
 	s.stopGracefully()

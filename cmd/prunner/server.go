@@ -255,8 +255,9 @@ func (s *server) build(ctx context.Context, secret []byte, taskEnv []string) err
 func openStore(ctx context.Context, cfg *config) (store.Store, error) {
 	if cfg.databaseURL != "" {
 		// Without a node ID the database is this server's alone: its start-up ends every running
-		// job of the database, so another server must not use it meanwhile.
-		st, err := postgres.OpenWith(ctx, cfg.databaseURL, postgres.Options{Exclusive: cfg.nodeID == ""})
+		// job of the database, so another server must not use it meanwhile. The nodes of a
+		// cluster share it with each other, but not with such a server.
+		st, err := postgres.OpenWith(ctx, cfg.databaseURL, postgres.Options{Exclusive: cfg.nodeID == "", Member: cfg.nodeID != ""})
 		if err != nil {
 			return nil, fmt.Errorf("--database-url %s: %w", redactURL(cfg.databaseURL), err)
 		}

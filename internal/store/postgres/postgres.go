@@ -86,9 +86,13 @@ type Options struct {
 	// pgxpool's default, at least 4).
 	MaxConns int32
 	// Exclusive makes the store the database's only user for its lifetime: Open fails with
-	// ErrDatabaseInUse while another exclusive store (another prunner node) has it open. A
-	// server opens its store exclusively until several nodes are supported.
+	// ErrDatabaseInUse while another exclusive store or a member of a cluster has it open. A
+	// server without a node ID opens its store exclusively.
 	Exclusive bool
+	// Member makes the store a member of a cluster for its lifetime: any number of members
+	// share the database, but Open fails with ErrDatabaseInUse while an exclusive store has it
+	// (and an exclusive Open fails while members have it). The nodes of a cluster are members.
+	Member bool
 	// CallTimeout bounds each attempt of a write transaction or statement (default
 	// DefaultCallTimeout): a database that does not answer within it (a connection that a
 	// network fault froze without closing it) fails the call with store.ErrUnavailable
@@ -123,8 +127,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	// defs caches decoded definition snapshots (see definitionCache).
 	defs definitionCache
-	// node holds the database for this store when it was opened Exclusive (nil otherwise).
-	node *exclusive
+	// node is the lock of the database this store holds when it was opened Exclusive or Member
+	// (nil otherwise).
+	node *dbLock
 	// self is the node this store acts for once RegisterNode bound it (nil: not registered; the
 	// store then has the single-node semantics, without owners or fencing). See cluster.go.
 	self atomic.Pointer[store.Lease]
@@ -159,9 +164,9 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	var node *exclusive
-	if opts.Exclusive {
-		if node, err = lockExclusive(ctx, cfg.ConnConfig.Copy()); err != nil {
+	var node *dbLock
+	if opts.Exclusive || opts.Member {
+		if node, err = lockDatabase(ctx, cfg.ConnConfig.Copy(), !opts.Exclusive); err != nil {
 			return nil, err
 		}
 	}
