@@ -28,24 +28,11 @@ func (s *Store) RequestInterrupt(ctx context.Context, jobID, by string, now time
 	if by == "" {
 		return "", "", errors.New("request interrupt: the interrupting job is required")
 	}
-	var status, owner string
-	err := s.writeTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, requestCancelReadSQL, jobID).Scan(&status, &owner)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return pipeline.ErrJobNotFound
-		}
-		if err != nil || status != running {
-			return err
-		}
-		b := &pgx.Batch{}
-		b.Queue(requestInterruptSQL, jobID, nanos(now), by)
-		b.Queue(notifySQL, cancelChannel, wakePayload(s.sender(), jobID))
-		return tx.SendBatch(ctx, b).Close()
-	})
+	status, owner, err := s.requestCancel(ctx, jobID, requestInterruptSQL, jobID, nanos(now), by)
 	if err != nil {
 		return "", "", fmt.Errorf("request interrupt of job %s: %w", jobID, err)
 	}
-	return pipeline.JobStatus(status), owner, nil
+	return status, owner, nil
 }
 
 // InterruptedBy implements store.RemoteCancel.

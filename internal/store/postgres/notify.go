@@ -95,6 +95,17 @@ func (s *Store) queueWakeFreedSlot(b *pgx.Batch, jobID string) {
 // RequestCancel implements store.RemoteCancel: under the job's row lock, a running job gets
 // its request (the first one's time is kept) and prunner_cancel is sent on commit.
 func (s *Store) RequestCancel(ctx context.Context, jobID string, now time.Time) (pipeline.JobStatus, string, error) {
+	status, owner, err := s.requestCancel(ctx, jobID, requestCancelSQL, jobID, nanos(now))
+	if err != nil {
+		return "", "", fmt.Errorf("request cancel of job %s: %w", jobID, err)
+	}
+	return status, owner, nil
+}
+
+// requestCancel records a cancel request of a running job with the statement record (and its
+// arguments), and notifies its owner, in one transaction under the job's row lock. It returns
+// the job's status and owner; a job that is not running is left alone.
+func (s *Store) requestCancel(ctx context.Context, jobID, record string, args ...any) (pipeline.JobStatus, string, error) {
 	var status, owner string
 	err := s.writeTx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, requestCancelReadSQL, jobID).Scan(&status, &owner)
@@ -105,14 +116,11 @@ func (s *Store) RequestCancel(ctx context.Context, jobID string, now time.Time) 
 			return err
 		}
 		b := &pgx.Batch{}
-		b.Queue(requestCancelSQL, jobID, nanos(now))
+		b.Queue(record, args...)
 		b.Queue(notifySQL, cancelChannel, wakePayload(s.sender(), jobID))
 		return tx.SendBatch(ctx, b).Close()
 	})
-	if err != nil {
-		return "", "", fmt.Errorf("request cancel of job %s: %w", jobID, err)
-	}
-	return pipeline.JobStatus(status), owner, nil
+	return pipeline.JobStatus(status), owner, err
 }
 
 // CancelRequests implements store.RemoteCancel: the running jobs owned by this node under its
