@@ -313,6 +313,13 @@ func (s *server) do(method, path string, body any) (int, []byte) {
 	return s.doWithToken(method, path, body, s.token())
 }
 
+// apiClient sends the tests' API requests. A request that gets no whole answer within
+// requestTimeout fails the test rather than hang it (a server must answer, with a 503 if need
+// be, also while its database is unreachable).
+var apiClient = &http.Client{Timeout: requestTimeout}
+
+const requestTimeout = 30 * time.Second
+
 func (s *server) doWithToken(method, path string, body any, token string) (int, []byte) {
 	s.t.Helper()
 	var r io.Reader
@@ -335,7 +342,7 @@ func (s *server) doWithToken(method, path string, body any, token string) (int, 
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
