@@ -159,6 +159,11 @@ func TestCLIJobs(t *testing.T) {
 		r := s.cliEnv(nil, "jobs", "--address", s.addr)
 		r.expect(t, 1, nil, []string{"no JWT secret"})
 	})
+	t.Run("nodes of a server without a cluster", func(t *testing.T) {
+		t.Parallel()
+		s.cli("nodes").expect(t, 0, []string{"no node of a cluster"}, nil)
+		s.cli("nodes", "--json").expect(t, 0, []string{`{"nodes":[]}`}, nil)
+	})
 }
 
 // TestCLICancel: `prunner cancel JOB` cancels a running job; an unknown job is an error with the

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -117,6 +118,18 @@ func TestClusterOfTwoNodes(t *testing.T) {
 			t.Errorf("node %s is %s, want alive", n.ID, n.State)
 		}
 	}
+	// The operator's view in the terminal: prunner nodes through a lists both, alive.
+	r := a.cli("nodes")
+	r.expect(t, 0, []string{"ID", "STATE", "JOBS", "HEARTBEAT", "LEASE", "DEFINITIONS"}, nil)
+	for _, id := range []string{"a", "b"} {
+		if !regexp.MustCompile(`(?m)^` + id + ` +alive `).MatchString(r.stdout) {
+			t.Errorf("prunner nodes does not list node %s alive:\n%s", id, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "Warning") {
+		t.Errorf("prunner nodes warns although both nodes load the same files:\n%s", r.stdout)
+	}
+
 	_, body = a.do("GET", "/job/detail?id="+ids[0], nil)
 	var detail struct {
 		Node string `json:"node"`

@@ -21,7 +21,7 @@ import (
 
 // clientCommands are the commands that talk to a running server. They parse their own flags,
 // after the command name and between its arguments.
-var clientCommands = map[string]bool{"jobs": true, "cancel": true, "schedule": true, "logs": true}
+var clientCommands = map[string]bool{"jobs": true, "cancel": true, "schedule": true, "logs": true, "nodes": true}
 
 // Exit codes of the client commands; schedule --wait and --follow end with the job's.
 const (
@@ -112,6 +112,8 @@ func clientCommand(ctx context.Context, cfg *config, stdout, stderr io.Writer) i
 		return scheduleCommand(ctx, cfg, stdout, stderr)
 	case "logs":
 		return logsCommand(ctx, cfg, stdout, stderr)
+	case "nodes":
+		return nodesCommand(ctx, cfg, stdout, stderr)
 	}
 	return exitUsage
 }

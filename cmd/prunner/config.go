@@ -50,6 +50,7 @@ Usage:
   prunner cancel JOB         cancel a job
   prunner schedule PIPELINE  schedule a job; --wait or --follow until it ends
   prunner logs JOB [TASK]    print a job's task output; -f follows it live
+  prunner nodes              list the nodes of a running server's cluster
   prunner version            print the version
   prunner help               show this help
 

@@ -86,14 +86,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		return 0
 	case "validate":
 		return validate(cfg, stdout)
-	case "jobs", "cancel", "schedule", "logs":
+	case "jobs", "cancel", "schedule", "logs", "nodes":
 		return runClientCommand(ctx, cfg, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		fmt.Fprintln(stdout, "Run `prunner -h` for the flags.")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "prunner: unknown command %q (commands: validate, debug, jobs, cancel, schedule, logs, version, help)\n", cfg.command)
+		fmt.Fprintf(stderr, "prunner: unknown command %q (commands: validate, debug, jobs, cancel, schedule, logs, nodes, version, help)\n", cfg.command)
 		return 2
 	}
 }

@@ -136,6 +136,39 @@ func (c *Client) Jobs(ctx context.Context, q JobQuery) (*JobList, error) {
 	return &list, nil
 }
 
+// Node is a node of a cluster as GET /nodes describes it.
+type Node struct {
+	ID              string    `json:"id"`
+	Address         string    `json:"address"`
+	Version         string    `json:"version"`
+	DefinitionsHash string    `json:"definitionsHash"`
+	State           string    `json:"state"`
+	Epoch           int64     `json:"epoch"`
+	Started         time.Time `json:"started"`
+	Heartbeat       time.Time `json:"heartbeat"`
+	LeaseUntil      time.Time `json:"leaseUntil"`
+	RunningJobs     int       `json:"runningJobs"`
+	MaxJobs         int       `json:"maxJobs"`
+}
+
+// NodeList is the cluster's nodes, sorted by ID (none for a server that is no node of a
+// cluster), and the body it was read from.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
+	Raw   []byte `json:"-"`
+}
+
+// Nodes lists the nodes of the server's cluster.
+func (c *Client) Nodes(ctx context.Context) (*NodeList, error) {
+	var list NodeList
+	raw, err := c.call(ctx, http.MethodGet, "/nodes", nil, nil, &list)
+	if err != nil {
+		return nil, err
+	}
+	list.Raw = raw
+	return &list, nil
+}
+
 // Job returns a job's detail.
 func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
 	var j Job
