@@ -56,9 +56,13 @@ func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo
 	return info, nil
 }
 
-// Ready reports whether the runner can do its work: the store answers and the runner is not
-// shutting down. (Definitions are always loaded: New starts with an empty set.)
+// Ready reports whether the runner can do its work: it has started (a check during the
+// start-up waits for it, as admissions do, until ctx ends), the store answers and the runner is
+// not shutting down.
 func (r *Runner) Ready(ctx context.Context) error {
+	if err := r.awaitStart(ctx); err != nil {
+		return fmt.Errorf("starting: the pipeline definitions are still loading (%w)", err)
+	}
 	if _, err := r.st.QueuedPipelines(ctx); err != nil {
 		return fmt.Errorf("store unreachable: %w", err)
 	}
