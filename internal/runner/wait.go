@@ -17,6 +17,10 @@ func (r *Runner) WaitInfo(ctx context.Context, jobID string) (*pipeline.WaitInfo
 	if job.Status != pipeline.JobQueued {
 		return nil, nil
 	}
+	// Until the start the runner is closed: that is no reason to tell.
+	if err := r.awaitStart(ctx); err != nil {
+		return nil, err
+	}
 	states, err := r.st.PipelineStates(ctx)
 	if err != nil {
 		return nil, err
