@@ -89,6 +89,9 @@ func browserTab(t *testing.T) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.Env(markerEnv+"="+marker),
+		// Chromium keeps its singleton socket in a directory of its own below TMPDIR and leaves
+		// it there: give it the test's, which the test removes.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
