@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/prunner-dev/prunner/internal/pipeline"
 	"github.com/prunner-dev/prunner/internal/store"
 	"github.com/prunner-dev/prunner/internal/store/postgres/pgtest"
+	"github.com/prunner-dev/prunner/internal/store/storetest"
 )
 
 // The tests of this file check what is PostgreSQL's in the wake-ups (notify.go) between two
@@ -45,38 +45,6 @@ func openTwoNodes(t *testing.T) (a, b *Store, db string) {
 	return stores[0], stores[1], strings.TrimPrefix(parsed.Path, "/")
 }
 
-// listen runs s.Listen until the test ends and returns the wake-ups it delivers, once the
-// listener is connected (its first WakeResync is consumed).
-func listen(t *testing.T, s *Store) <-chan store.Wakeup {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan store.Wakeup, 100)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Listen(ctx, func(w store.Wakeup) { got <- w })
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	nextWakeup(t, got, store.WakeResync)
-	return got
-}
-
-// nextWakeup returns the next wake-up of kind from got (others are skipped), failing after 5s.
-func nextWakeup(t *testing.T, got <-chan store.Wakeup, kind store.WakeKind) store.Wakeup {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case w := <-got:
-			if w.Kind == kind {
-				return w
-			}
-		case <-deadline:
-			t.Fatalf("no wake-up of kind %d within 5s", kind)
-		}
-	}
-}
-
 // noWakeup fails when a wake-up comes within quiet.
 func noWakeup(t *testing.T, got <-chan store.Wakeup, when string) {
 	t.Helper()
@@ -102,7 +70,7 @@ func admitNow(t *testing.T, s *Store, d *pipeline.Definition, id string) bool {
 func TestWakeupOnCommitOnly(t *testing.T) {
 	t.Parallel()
 	a, b, _ := openTwoNodes(t)
-	got := listen(t, b)
+	got := storetest.Listen(t, b)
 
 	tx, err := a.pool.Begin(t.Context())
 	if err != nil {
@@ -130,7 +98,7 @@ func TestWakeupOnCommitOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := nextWakeup(t, got, store.WakePipeline); w.Pipeline != "committed" {
+	if w := storetest.WantWakeup(t, got, store.WakePipeline); w.Pipeline != "committed" {
 		t.Errorf("wake-up for pipeline %q, want committed", w.Pipeline)
 	}
 }
@@ -140,19 +108,19 @@ func TestWakeupOnCommitOnly(t *testing.T) {
 func TestListenReconnects(t *testing.T) {
 	t.Parallel()
 	a, b, db := openTwoNodes(t)
-	got := listen(t, b)
+	got := storetest.Listen(t, b)
 
 	if n := pgtest.TerminateConnections(t, db); n == 0 {
 		t.Fatal("no connection was ended")
 	}
-	if w := nextWakeup(t, got, store.WakeLost); w.Err == nil {
+	if w := storetest.WantWakeup(t, got, store.WakeLost); w.Err == nil {
 		t.Error("WakeLost without the error")
 	}
-	nextWakeup(t, got, store.WakeResync)
+	storetest.WantWakeup(t, got, store.WakeResync)
 
 	d := clusterDefinition("p", 0, nil) // concurrency 0: every job waits
 	admitNow(t, a, d, "after")
-	if w := nextWakeup(t, got, store.WakePipeline); w.Pipeline != "p" {
+	if w := storetest.WantWakeup(t, got, store.WakePipeline); w.Pipeline != "p" {
 		t.Errorf("wake-up for pipeline %q, want p", w.Pipeline)
 	}
 }

@@ -44,6 +44,13 @@ func (c *cluster) listenTo(i int) <-chan store.Wakeup {
 	if !ok {
 		c.t.Fatalf("%T does not implement store.Wakeups", c.nodes[i].s)
 	}
+	return Listen(c.t, w)
+}
+
+// Listen runs w.Listen until the test ends and returns the wake-ups it delivers, once the
+// listener is connected (its first WakeResync is consumed). A backend's own tests use it too.
+func Listen(t *testing.T, w store.Wakeups) <-chan store.Wakeup {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan store.Wakeup, 100)
 	done := make(chan struct{})
@@ -51,13 +58,13 @@ func (c *cluster) listenTo(i int) <-chan store.Wakeup {
 		defer close(done)
 		_ = w.Listen(ctx, func(w store.Wakeup) { got <- w })
 	}()
-	c.t.Cleanup(func() { cancel(); <-done })
-	wantWakeup(c.t, got, store.WakeResync)
+	t.Cleanup(func() { cancel(); <-done })
+	WantWakeup(t, got, store.WakeResync)
 	return got
 }
 
-// wantWakeup returns the next wake-up of kind from got (others are skipped), failing after 5s.
-func wantWakeup(t *testing.T, got <-chan store.Wakeup, kind store.WakeKind) store.Wakeup {
+// WantWakeup returns the next wake-up of kind from got (others are skipped), failing after 5s.
+func WantWakeup(t *testing.T, got <-chan store.Wakeup, kind store.WakeKind) store.Wakeup {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
@@ -102,13 +109,13 @@ func testWakeupsOfAdmitAndFinish(t *testing.T, openNodes func(t *testing.T, n in
 	a.admitStarted(d, at(0), "first")
 	wantNoWakeup(t, gotB, "after a job started at once")
 	a.admitQueued(d, at(1), "second")
-	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
+	if w := WantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
 		t.Errorf("wake-up for pipeline %q, want p", w.Pipeline)
 	}
 	wantNoWakeup(t, gotA, "node a, of its own admission")
 
 	a.finish("first", pipeline.JobSucceeded, at(2))
-	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
+	if w := WantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "p" {
 		t.Errorf("wake-up for pipeline %q after the end, want p", w.Pipeline)
 	}
 
@@ -123,7 +130,7 @@ func testWakeupsOfAdmitAndFinish(t *testing.T, openNodes func(t *testing.T, n in
 	if err != nil || !res.Held {
 		t.Fatalf("Admit(NoStart) = %+v, %v; want held", res, err)
 	}
-	if w := wantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "held" {
+	if w := WantWakeup(t, gotB, store.WakePipeline); w.Pipeline != "held" {
 		t.Errorf("wake-up for pipeline %q after a held admission, want held", w.Pipeline)
 	}
 }
@@ -160,7 +167,7 @@ func testRemoteCancel(t *testing.T, openNodes func(t *testing.T, n int) []store.
 	if err != nil || status != pipeline.JobRunning || owner != "a" {
 		t.Fatalf("RequestCancel(running) = %q, %q, %v; want running, a, nil", status, owner, err)
 	}
-	if w := wantWakeup(t, gotA, store.WakeCancel); w.JobID != "running" {
+	if w := WantWakeup(t, gotA, store.WakeCancel); w.JobID != "running" {
 		t.Errorf("cancel wake-up for job %q, want running", w.JobID)
 	}
 	wantCancelRequests(t, "a", rcA, "running")
@@ -213,7 +220,7 @@ func testRemoteInterrupt(t *testing.T, openNodes func(t *testing.T, n int) []sto
 	if err != nil || status != pipeline.JobRunning || owner != "a" {
 		t.Fatalf("RequestInterrupt(old) = %q, %q, %v; want running, a, nil", status, owner, err)
 	}
-	if w := wantWakeup(t, gotA, store.WakeCancel); w.JobID != "old" {
+	if w := WantWakeup(t, gotA, store.WakeCancel); w.JobID != "old" {
 		t.Errorf("cancel wake-up for job %q, want old", w.JobID)
 	}
 	wantCancelRequests(t, "a", rcA, "old")
